@@ -1,0 +1,53 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group, User
+
+from accounts.access import is_platform_site
+from accounts.models import Membership
+
+
+class PlatformOnlyAdmin:
+    """Shown on the platform site only; tenant members never see platform tables."""
+
+    def has_module_permission(self, request):
+        return is_platform_site() and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_platform_site() and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return is_platform_site() and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return is_platform_site() and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_platform_site() and super().has_delete_permission(request, obj)
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class PlatformUserAdmin(PlatformOnlyAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class PlatformGroupAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    """A tenant's members: roles can be changed or revoked here. Accounts are made by sign-up
+    and operator commands, so no one picks from (and sees) other tenants' users."""
+
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    fields = ["user", "role"]
+    readonly_fields = ["user"]
+
+    def has_add_permission(self, request):
+        return False

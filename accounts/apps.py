@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Accounts and memberships"
+    default = True
+
+
+class TenantAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with a site that only lets the current tenant's members in."""
+
+    default = False
+    default_site = "accounts.admin_site.TenantAdminSite"

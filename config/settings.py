@@ -1,0 +1,180 @@
+"""Settings for the multi-tenant site.
+
+Everything that differs between deployments comes from the environment (django-environ).
+The one switch that matters most is ``TENANCY_MODE``:
+
+* ``row`` (default): shared tables with a ``tenant`` column, scoped automatically.
+  Works on SQLite (the default ``DATABASE_URL``) and PostgreSQL.
+* ``schema``: one PostgreSQL schema per tenant, on top of django-tenants.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+DEBUG = env.bool("DEBUG", default=False)
+
+TENANCY_MODE = env("TENANCY_MODE", default="row")
+if TENANCY_MODE not in ("row", "schema"):
+    raise ImproperlyConfigured(f"TENANCY_MODE must be 'row' or 'schema', not {TENANCY_MODE!r}")
+SCHEMA_MODE = TENANCY_MODE == "schema"
+
+# --- Tenancy -----------------------------------------------------------------------------------
+# Slug of the tenant that serves unknown hosts and the platform's own pages (sign-up, log-in).
+TENANCY_DEFAULT_TENANT = env("TENANCY_DEFAULT_TENANT", default="default")
+# What an unknown Host gets: "default" (the default tenant) or "404".
+TENANCY_UNKNOWN_HOST = env("TENANCY_UNKNOWN_HOST", default="default")
+# Base domain of self-service sites: <slug>.<TENANT_BASE_DOMAIN>.
+TENANT_BASE_DOMAIN = env("TENANT_BASE_DOMAIN", default="localhost")
+# Port added to absolute tenant URLs. Unset: the port the server itself listens on (from the
+# socket, never from the Host header), left out when it is 80/443. "" leaves it out always
+# (behind a reverse proxy).
+TENANCY_URL_PORT = env("TENANCY_URL_PORT", default=None)
+# How often (seconds) a process checks the shared cache for host-lookup invalidations made by
+# other processes. 0 checks on every request. Only used when the tenancy cache is shared.
+TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SECONDS", default=1.0)
+
+# Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
+# resolver accepted for the current request (tenants.hosts), so domains added at run time work
+# without "*".
+from tenants.hosts import ResolvedHosts  # noqa: E402  (no Django imports in that module)
+
+ALLOWED_HOSTS = ResolvedHosts()
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+
+# --- Applications ------------------------------------------------------------------------------
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "accounts.apps.TenantAdminConfig",
+    "accounts",
+    "home",
+]
+# Apps whose tables every tenant schema gets (schema mode). In schema mode the default tenant
+# lives in the public schema, so these are also in SHARED_APPS.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "accounts.apps.TenantAdminConfig",
+    "accounts",
+    "home",
+]
+
+if SCHEMA_MODE:
+    INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
+else:
+    INSTALLED_APPS = [a for a in SHARED_APPS if a != "django_tenants"]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+
+MIDDLEWARE = [
+    "tenants.middleware.TenantMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+_engine = DATABASES["default"]["ENGINE"]
+if SCHEMA_MODE:
+    if "postgresql" not in _engine:
+        raise ImproperlyConfigured(
+            "TENANCY_MODE=schema needs PostgreSQL: set DATABASE_URL=postgres://user@host:5432/name"
+        )
+    # django-tenants' backend, extended to take the schema from the current tenant context.
+    DATABASES["default"]["ENGINE"] = "tenants.backends.postgresql"
+    DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if "postgresql" in _engine:
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME", env("TEST_DATABASE_NAME", default=None)
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Caches ------------------------------------------------------------------------------------
+# "default" is for application data: its keys carry the current tenant (tenants.cache.make_key).
+# "tenancy" holds host lookups and their invalidation generation; share it (Redis) across
+# processes so a domain change is seen everywhere.
+_cache_url = env("CACHE_URL", default="locmemcache://")
+CACHES = {
+    "default": {**env.cache_url_config(_cache_url), "KEY_FUNCTION": "tenants.cache.make_key"},
+    "tenancy": {**env.cache_url_config(_cache_url), "KEY_PREFIX": "tenancy"},
+}
+if _cache_url.startswith("locmemcache"):
+    CACHES["default"]["LOCATION"] = "app"
+    CACHES["tenancy"]["LOCATION"] = "tenancy"
+
+# --- Sessions and auth -------------------------------------------------------------------------
+SESSION_ENGINE = "tenants.sessions"  # database sessions bound to the tenant they were made on
+AUTHENTICATION_BACKENDS = ["accounts.backends.TenantMembershipBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- Security ----------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- I18n / static -----------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+}
+

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand
+
+from tenants.demo import DEMO_TENANTS
+from tenants.models import Tenant
+from tenants.services import create_tenant
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the five demo tenants (Default Tenant, Acme Corporation, JCW Trading Hub, "
+        "Tech Innovations, Global Services) with their domains, schemas and content. "
+        "Tenants that already exist are left as they are, so it is safe to run again."
+    )
+
+    def handle(self, *args, **options):
+        existing = set(Tenant.objects.values_list("slug", flat=True))
+        for spec in DEMO_TENANTS:
+            if spec["slug"] in existing:
+                self.stdout.write(f"exists   {spec['name']} ({spec['domain']})")
+                continue
+            result = create_tenant(**spec)
+            self.stdout.write(self.style.SUCCESS(f"created  {result.message}"))

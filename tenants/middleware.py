@@ -1,0 +1,123 @@
+"""Resolve the tenant from the Host and make it current for the whole request."""
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+
+from tenants import resolution
+from tenants.context import tenant_context
+from tenants.hosts import accept_host, reset_accepted_host
+from tenants.normalize import normalize_host, split_host_port
+
+
+class TenantMiddleware:
+    """Sets ``request.tenant`` and the current tenant context; must be the first middleware.
+
+    * the Host is normalised (case, port, trailing dot, IDN) and looked up in the Domain table
+      (cached, see tenants.resolution);
+    * an unknown host gets the default tenant or a 404, by ``TENANCY_UNKNOWN_HOST``;
+    * an inactive tenant gets a clear 403 page; a malformed Host a 400 — never a 500;
+    * the accepted host is the only one Django's ``get_host()`` will accept for this request, and
+      for a fallback request it is the default tenant's own domain, never the raw Host.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        host_key, host, port = _request_host(request)
+        outcome = _resolve(host)
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        tenant, served_host = outcome
+        with _activate(request, tenant, host_key, served_host, port):
+            return self.get_response(request)
+
+    async def __acall__(self, request):
+        host_key, host, port = _request_host(request)
+        outcome = _resolve_cached(host)
+        if outcome is None:  # cold cache: the lookup needs the database, off the event loop
+            outcome = await sync_to_async(_resolve)(host)
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        tenant, served_host = outcome
+        with _activate(request, tenant, host_key, served_host, port):
+            return await self.get_response(request)
+
+
+def _request_host(request):
+    meta = request.META
+    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in meta:
+        key = "HTTP_X_FORWARDED_HOST"
+    else:
+        key = "HTTP_HOST"
+    raw = meta.get(key) or meta.get("SERVER_NAME") or ""
+    _, port = split_host_port(raw)
+    return key, normalize_host(raw), port
+
+
+def _resolve_cached(host):
+    """The outcome if it is known without the database, else None."""
+    if host is not None and not resolution.is_cached(host):
+        return None
+    return _resolve(host)
+
+
+def _resolve(host):
+    """(tenant, host to serve as) for a normalised host, or the error response to send."""
+    if host is None:
+        return _error_page(400, "Bad request", "The request's Host header is not a valid host.")
+    tenant = resolution.get_tenant_for_host(host)
+    if tenant is None:
+        if settings.TENANCY_UNKNOWN_HOST == "404":
+            return _error_page(404, "Site not found", "No site is configured for this address.")
+        tenant = resolution.get_default_tenant()
+        if tenant is None or not tenant.primary_domain:
+            return _error_page(
+                404,
+                "Site not found",
+                "No site is configured for this address, and there is no default site.",
+            )
+        host = tenant.primary_domain  # absolute URLs use the default's domain, not the raw Host
+    return _outcome_for(tenant, host)
+
+
+def _outcome_for(tenant, host):
+    if not tenant.is_active:
+        return _error_page(403, "Site unavailable", f"{tenant.name} is not active at the moment.")
+    return tenant, host
+
+
+class _activate:
+    """Context manager: request.tenant, tenant context, accepted host; all reset on exit."""
+
+    def __init__(self, request, tenant, host_key, host, port):
+        self.request, self.tenant = request, tenant
+        self.host_key, self.host, self.port = host_key, host, port
+
+    def __enter__(self):
+        request = self.request
+        request.tenant = self.tenant
+        request.META[self.host_key] = f"{self.host}:{self.port}" if self.port else self.host
+        self._host_token = accept_host(self.host)
+        self._context = tenant_context(self.tenant)
+        self._context.__enter__()
+
+    def __exit__(self, *exc_info):
+        try:
+            return self._context.__exit__(*exc_info)
+        finally:
+            reset_accepted_host(self._host_token)
+
+
+def _error_page(status, title, message):
+    body = render_to_string("tenants/error.html", {"title": title, "message": message})
+    return HttpResponse(body, status=status)

@@ -1,0 +1,211 @@
+"""Tenants, their domains, and the base class of every tenant-owned model."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+from django_scopes import ScopedManager
+from django_scopes.manager import DisabledQuerySet
+from django_tenants.models import DomainMixin, TenantMixin
+
+from tenants.context import current_tenant
+from tenants.normalize import normalize_host
+from tenants.validators import SLUG_MAX_LENGTH, TenantSlugValidator
+
+
+class Tenant(TenantMixin):
+    """A customer site. ``schema_name`` (from django-tenants) is only used in schema mode."""
+
+    # Schemas are made by tenants.services.provisioning, never as a side effect of save().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    name = models.CharField(max_length=100)
+    slug = models.CharField(
+        max_length=SLUG_MAX_LENGTH,
+        unique=True,
+        validators=[TenantSlugValidator()],
+        help_text="DNS label of the site's subdomain; also gives its PostgreSQL schema name.",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="owned_tenants",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "tenants_tenant"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def primary_domain(self) -> str | None:
+        """The primary domain name; prefilled by the resolver so requests need no query."""
+        if not hasattr(self, "_primary_domain"):
+            domain = self.domains.filter(is_primary=True).values_list("domain", flat=True)
+            self._primary_domain = domain.first()
+        return self._primary_domain
+
+    def url(self, path: str = "/", request=None) -> str:
+        """Absolute URL on this tenant's primary domain (never from a raw Host header)."""
+        scheme = "https" if request is not None and request.is_secure() else "http"
+        port = _url_port(request, scheme)
+        return f"{scheme}://{self.primary_domain}{port}{path}"
+
+    @property
+    def is_default(self) -> bool:
+        return self.slug == settings.TENANCY_DEFAULT_TENANT
+
+
+def _url_port(request, scheme: str) -> str:
+    configured = settings.TENANCY_URL_PORT
+    if configured is not None:
+        port = str(configured)
+    elif request is not None:
+        port = str(request.META.get("SERVER_PORT", ""))  # the socket's port, not the Host's
+    else:
+        port = ""
+    if not port or (scheme, port) in (("http", "80"), ("https", "443")):
+        return ""
+    return f":{port}"
+
+
+class Domain(DomainMixin):
+    """A host name that serves a tenant. Stored normalised (see tenants.normalize)."""
+
+    class Meta:
+        db_table = "tenants_domain"
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(is_primary=True),
+                name="tenants_domain_one_primary_per_tenant",
+            )
+        ]
+
+    def clean(self):
+        normalised = normalize_host(self.domain or "")
+        if normalised is None:
+            raise ValidationError({"domain": "Enter a valid host name, such as shop.example.com."})
+        self.domain = normalised
+
+    def save(self, *args, **kwargs):
+        normalised = normalize_host(self.domain or "")
+        if normalised is None:
+            raise ValidationError(f"{self.domain!r} is not a valid host name.")
+        self.domain = normalised
+        super().save(*args, **kwargs)
+
+
+# --- Tenant-owned models -----------------------------------------------------------------------
+
+
+class TenantRequired(Exception):
+    """Tenant-owned data was written with no tenant active (fail closed)."""
+
+
+class CrossTenantWrite(Exception):
+    """An object of one tenant was saved while another tenant is active."""
+
+
+class _FailClosedQuerySet(DisabledQuerySet):
+    """django-scopes' no-scope queryset, also closing what it leaves open.
+
+    Upstream ``DisabledQuerySet`` still runs ``exists()``, ``contains()``, ``explain()`` and
+    bulk writes without a filter; with no tenant active those would see every tenant's rows.
+    """
+
+    exists = DisabledQuerySet.error
+    contains = DisabledQuerySet.error
+    explain = DisabledQuerySet.error
+    in_bulk = DisabledQuerySet.error
+    bulk_create = DisabledQuerySet.error
+    bulk_update = DisabledQuerySet.error
+
+
+class TenantQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.assign_current_tenant()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+_ScopedBase = type(ScopedManager(tenant="tenant", _manager_class=TenantQuerySet.as_manager().__class__))
+
+
+class TenantManager(_ScopedBase):
+    """Default manager of tenant-owned models: scoped to the current tenant, fail closed.
+
+    With a tenant active every query is filtered by it (in schema mode too: a second wall behind
+    the schema). With none, queries raise ``django_scopes.ScopeError`` unless the caller opted
+    out with ``with scopes_disabled():``.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if isinstance(queryset, DisabledQuerySet):
+            return _FailClosedQuerySet(
+                self.model, using=self._db, missing_scopes=queryset.missing_scopes
+            )
+        return queryset
+
+
+class _CurrentTenantDescriptor(ForwardManyToOneDescriptor):
+    """``obj.tenant`` is the active tenant object when it matches: no query, and in schema mode
+    no need to see the public schema's tenant table from a tenant's search_path."""
+
+    def __get__(self, instance, cls=None):
+        if instance is not None and not self.is_cached(instance):
+            tenant = current_tenant()
+            if tenant is not None and tenant.pk == getattr(instance, self.field.attname):
+                self.field.set_cached_value(instance, tenant)
+        return super().__get__(instance, cls)
+
+
+class TenantForeignKey(models.ForeignKey):
+    forward_related_accessor_class = _CurrentTenantDescriptor
+
+
+class TenantOwnedModel(models.Model):
+    """Base class of models whose rows belong to one tenant.
+
+    Subclasses write ordinary Django: ``Model.objects`` only ever sees the current tenant's rows
+    and new rows get the current tenant. Code that must cross tenants uses
+    ``with scopes_disabled():`` and sets ``tenant`` itself.
+    """
+
+    tenant = TenantForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, editable=False, related_name="+"
+    )
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+    def assign_current_tenant(self):
+        tenant = current_tenant()
+        if self.tenant_id is None:
+            if tenant is None:
+                raise TenantRequired(
+                    f"{type(self).__name__} belongs to a tenant but none is active; "
+                    "use tenants.context.tenant_context() or set .tenant explicitly."
+                )
+            self.tenant = tenant
+        elif tenant is not None and self.tenant_id != tenant.pk:
+            raise CrossTenantWrite(
+                f"{type(self).__name__} of tenant {self.tenant_id} saved while tenant "
+                f"{tenant.pk} is active."
+            )
+
+    def save(self, *args, **kwargs):
+        self.assign_current_tenant()
+        super().save(*args, **kwargs)
