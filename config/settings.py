@@ -126,10 +126,10 @@ if SCHEMA_MODE:
     DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-if "postgresql" in _engine:
-    DATABASES["default"].setdefault("TEST", {}).setdefault(
-        "NAME", env("TEST_DATABASE_NAME", default=None)
-    )
+# Tests: a file for SQLite (not :memory:) so a real server process started by a test can share
+# it; TEST_DATABASE_NAME picks another name (parallel checkouts on one PostgreSQL server).
+_test_db_default = str(BASE_DIR / "test-db.sqlite3") if "sqlite" in _engine else None
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=_test_db_default)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -177,4 +177,3 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
 }
-

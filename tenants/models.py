@@ -131,6 +131,20 @@ class _FailClosedQuerySet(DisabledQuerySet):
 
 
 class TenantQuerySet(models.QuerySet):
+    def select_related(self, *fields):
+        """``select_related()`` with no fields follows every FK but ``tenant``: the tenant is the
+        active one already (no join needed), and in schema mode its table is not on the
+        tenant's search_path. The admin calls it this way for FKs in ``list_display``."""
+        if not fields:
+            fields = [
+                f.name
+                for f in self.model._meta.concrete_fields
+                if f.is_relation and not f.null and f.name != "tenant"
+            ]
+            if not fields:
+                return self._chain()
+        return super().select_related(*fields)
+
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
         for obj in objs:
@@ -138,7 +152,9 @@ class TenantQuerySet(models.QuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
 
-_ScopedBase = type(ScopedManager(tenant="tenant", _manager_class=TenantQuerySet.as_manager().__class__))
+_ScopedBase = type(
+    ScopedManager(tenant="tenant", _manager_class=TenantQuerySet.as_manager().__class__)
+)
 
 
 class TenantManager(_ScopedBase):
@@ -191,6 +207,10 @@ class TenantOwnedModel(models.Model):
     class Meta:
         abstract = True
 
+    def save(self, *args, **kwargs):
+        self.assign_current_tenant()
+        super().save(*args, **kwargs)
+
     def assign_current_tenant(self):
         tenant = current_tenant()
         if self.tenant_id is None:
@@ -205,7 +225,3 @@ class TenantOwnedModel(models.Model):
                 f"{type(self).__name__} of tenant {self.tenant_id} saved while tenant "
                 f"{tenant.pk} is active."
             )
-
-    def save(self, *args, **kwargs):
-        self.assign_current_tenant()
-        super().save(*args, **kwargs)

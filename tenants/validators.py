@@ -13,10 +13,33 @@ _SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
 # demo tenants. TENANCY_RESERVED_SLUGS adds to it.
 BUILTIN_RESERVED_SLUGS = frozenset(
     {
-        "public", "information-schema", "information_schema", "pg-catalog", "pg-toast",
-        "www", "admin", "api", "mail", "smtp", "static", "media", "assets", "cdn", "ftp",
-        "default", "template", "tenant-template", "localhost", "root", "postgres", "test",
-        "acme", "jcw-site", "jcwtradehub", "techinnov", "global",
+        "public",
+        "information-schema",
+        "information_schema",
+        "pg-catalog",
+        "pg-toast",
+        "www",
+        "admin",
+        "api",
+        "mail",
+        "smtp",
+        "static",
+        "media",
+        "assets",
+        "cdn",
+        "ftp",
+        "default",
+        "template",
+        "tenant-template",
+        "localhost",
+        "root",
+        "postgres",
+        "test",
+        "acme",
+        "jcw-site",
+        "jcwtradehub",
+        "techinnov",
+        "global",
     }
 )
 
@@ -34,8 +57,7 @@ def slug_problem(slug: str) -> str | None:
         return f"A site name has at most {SLUG_MAX_LENGTH} characters."
     if not _SLUG_RE.match(slug):
         return (
-            "A site name starts with a letter and uses only lowercase letters, digits and "
-            "hyphens."
+            "A site name starts with a letter and uses only lowercase letters, digits and hyphens."
         )
     if slug.endswith("-") or "--" in slug:
         return "A site name cannot end with a hyphen or contain two hyphens in a row."

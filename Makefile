@@ -1,0 +1,41 @@
+# Two commands for a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export TENANCY_MODE ?= row
+
+.PHONY: install run test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Set up and start the site: migrate, create the demo tenants, serve on http://localhost:$(PORT)
+run: install
+	$(PY) manage.py ensure_database
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo_tenants
+	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+## Set up and run the whole test suite, in row mode (SQLite) and schema mode (PostgreSQL)
+test: install
+	scripts/test
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	scripts/bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 artifacts

@@ -1,0 +1,25 @@
+"""Test helpers for members and log-ins."""
+
+from django.contrib.auth import get_user_model
+
+from accounts.models import Membership
+from tenants.context import tenant_context
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_member(tenant, username, role=Membership.Role.OWNER):
+    """A user who is a member of ``tenant`` (in schema mode, in that tenant's own schema)."""
+    with tenant_context(tenant):
+        user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+        Membership.objects.create(user=user, role=role)
+    return user
+
+
+def admin_login(client, username, password=PASSWORD):
+    """Log in through the admin's login form, as a person would; returns the response."""
+    client.get("/admin/login/")
+    return client.post(
+        "/admin/login/",
+        {"username": username, "password": password, "next": "/admin/"},
+    )
