@@ -4,8 +4,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+from django.db.models.fields.related_lookups import RelatedExact
+from django.db.models.sql.where import AND
+from django.utils.functional import cached_property
 from django_scopes import ScopedManager
 from django_scopes.manager import DisabledQuerySet
+from django_scopes.state import get_scope
 from django_tenants.models import DomainMixin, TenantMixin
 
 from tenants.context import current_tenant
@@ -166,12 +170,37 @@ class TenantManager(_ScopedBase):
     """
 
     def get_queryset(self):
+        scope = self._override_scope if hasattr(self, "_override_scope") else get_scope()
+        tenant_pk = scope.get("tenant")
+        if scope.get("_enabled", True) and isinstance(tenant_pk, int):
+            # The common case, one tenant active: what django-scopes' .filter(tenant=pk) adds,
+            # without the queryset clone and lookup resolution it costs on every query.
+            queryset = super(_ScopedBase, self).get_queryset()
+            _add_tenant_condition(queryset.query, self.model, tenant_pk)
+            return queryset
         queryset = super().get_queryset()
         if isinstance(queryset, DisabledQuerySet):
             return _FailClosedQuerySet(
                 self.model, using=self._db, missing_scopes=queryset.missing_scopes
             )
         return queryset
+
+
+class _TenantIs(RelatedExact):
+    """``tenant_id = %s`` for an integer tenant pk: the SQL Django's related exact lookup makes
+    for it (tests compare the two), without its per-query type and cast dispatch."""
+
+    def as_sql(self, compiler, connection):
+        column, params = compiler.compile(self.lhs)
+        return f"{column} = %s", [*params, self.rhs]
+
+
+def _add_tenant_condition(query, model, tenant_pk) -> None:
+    """Add ``tenant = tenant_pk`` to a fresh query, in place: the WHERE node that
+    ``.filter(tenant=tenant_pk)`` would build, on the table's own alias."""
+    field = model._meta.get_field("tenant")
+    alias = query.get_initial_alias()
+    query.where.add(_TenantIs(field.get_col(alias), tenant_pk), AND)
 
 
 class _CurrentTenantDescriptor(ForwardManyToOneDescriptor):
@@ -188,6 +217,18 @@ class _CurrentTenantDescriptor(ForwardManyToOneDescriptor):
 
 class TenantForeignKey(models.ForeignKey):
     forward_related_accessor_class = _CurrentTenantDescriptor
+
+    def get_col(self, alias, output_field=None):
+        # Django reuses a column expression per plain field (Field.cached_col) but builds a new
+        # one for a foreign key on every query, and recomputes its identity (hash) each time.
+        # Every tenant-owned query selects and filters this column: reuse it too.
+        if output_field is None and alias == self.model._meta.db_table:
+            return self._own_table_col
+        return super().get_col(alias, output_field)
+
+    @cached_property
+    def _own_table_col(self):
+        return super().get_col(self.model._meta.db_table)
 
 
 class TenantOwnedModel(models.Model):

@@ -8,6 +8,7 @@ changes. Other processes learn of a change through a generation token in the ``t
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from tenants.context import no_tenant
 
@@ -113,7 +115,13 @@ def _load_default_tenant():
 
 
 def _shared_cache_is_remote() -> bool:
-    return not isinstance(caches["tenancy"], LocMemCache)
+    # Asked on every request: read the setting rather than fetch the cache object each time.
+    return _is_remote_backend(settings.CACHES["tenancy"]["BACKEND"])
+
+
+@functools.cache
+def _is_remote_backend(backend_path: str) -> bool:
+    return not issubclass(import_string(backend_path), LocMemCache)
 
 
 def _revalidate() -> None:

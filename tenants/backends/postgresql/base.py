@@ -19,10 +19,25 @@ Rules, in order:
 ``SET search_path`` is sent only when the wanted path differs from the one this connection last
 set (django-tenants sends it before every cursor unless TENANT_LIMIT_SET_CALLS), and forgotten
 whenever the server may have dropped it (new or pooled connection, rollback).
+
+Cost and memory, both measured in benchmarks/:
+
+* With ``CONN_HEALTH_CHECKS`` Django spends a round trip per request on ``SELECT 1``. When the
+  request's first cursor has to change the search_path anyway (a worker serving many tenants:
+  almost always), the ``SET`` is the health check, so switching tenants costs no extra round
+  trip.
+* A PostgreSQL backend caches catalog entries for every schema it touches and never gives
+  them back: a connection that served 1,000 tenant schemas holds well over 100 MB. After a
+  connection has set ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct schemas it is closed at the
+  end of the request (where Django applies ``CONN_MAX_AGE``), and the next request opens a
+  fresh one. 0 turns this off.
 """
 
+import psycopg
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django_tenants.postgresql_backend import base as django_tenants_base
-from django_tenants.utils import get_public_schema_name
+from django_tenants.utils import get_public_schema_name, quote_schema_name
 
 from tenants.context import current_tenant
 
@@ -35,36 +50,81 @@ class TenantContextConflict(RuntimeError):
 
 
 class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        self.schemas_served: set[str] = set()  # distinct schemas this server session has set
+        super().__init__(*args, **kwargs)
+
     def get_new_connection(self, conn_params):
         # A new (or pooled, reused) server session: its search_path is unknown to us.
         self.search_path_set_schemas = None
+        self.schemas_served = set()
         return super().get_new_connection(conn_params)
+
+    def close_if_unusable_or_obsolete(self):
+        """Django's end/start-of-request check, plus: recycle a connection that has served
+        TENANCY_CONNECTION_MAX_SCHEMAS distinct schemas (its server process's catalog caches
+        grow with every schema touched)."""
+        super().close_if_unusable_or_obsolete()
+        limit = getattr(settings, "TENANCY_CONNECTION_MAX_SCHEMAS", 0)
+        if limit and self.connection is not None and len(self.schemas_served) >= limit:
+            self.close()
+
+    def close_if_health_check_failed(self):
+        """A ``SET search_path`` that is due anyway stands in for Django's ``SELECT 1``."""
+        if self.connection is None or not self.health_check_enabled or self.health_check_done:
+            return
+        try:
+            wanted = self._get_cursor_search_paths()
+        except (TenantContextConflict, ValidationError):
+            wanted = None  # raised where it always is: when the cursor is made
+        if wanted is None or wanted == self.search_path_set_schemas:
+            return super().close_if_health_check_failed()
+        try:
+            # Like Django's is_usable(): on the driver's connection, outside query logging.
+            with self.connection.cursor() as cursor:
+                cursor.execute(_set_search_path_sql(wanted))
+        except psycopg.Error:
+            self.close()  # unusable: the next cursor connects afresh and sets the path
+        else:
+            self._search_path_is(wanted)
+        self.health_check_done = True
 
     def _handle_search_path(self, cursor=None):
         if self._setting_search_path:
             return
-        wanted = self._get_cursor_search_paths()
-        if self.search_path_set_schemas == wanted:
+        if self.search_path_set_schemas == self._wanted_search_path():
             return
         # The parent sends SET search_path with the value from _get_cursor_search_paths().
         super()._handle_search_path(cursor)
+        if self.search_path_set_schemas is not None:
+            self._search_path_is(self.search_path_set_schemas)
+
+    def _search_path_is(self, paths):
+        self.search_path_set_schemas = paths
+        self.schemas_served.update(paths)
 
     def _get_cursor_search_paths(self):
+        paths = self._wanted_search_path()
+        for path in paths:
+            django_tenants_base._check_schema_name(path)
+        return paths
+
+    def _wanted_search_path(self):
         public = get_public_schema_name()
         tenant = current_tenant()
         explicit = self.schema_name  # set through django-tenants' API; public by default
         if tenant is None:
             if explicit == public or not self.include_public_schema:
-                paths = [explicit]
-            else:
-                paths = [explicit, public]
-        elif explicit in (public, tenant.schema_name):
-            paths = [tenant.schema_name]
-        else:
-            raise TenantContextConflict(
-                f"Tenant {tenant.schema_name!r} is active but the connection was set to schema "
-                f"{explicit!r}; use tenants.context.tenant_context() to switch tenants."
-            )
-        for path in paths:
-            django_tenants_base._check_schema_name(path)
-        return paths
+                return [explicit]
+            return [explicit, public]
+        if explicit in (public, tenant.schema_name):
+            return [tenant.schema_name]
+        raise TenantContextConflict(
+            f"Tenant {tenant.schema_name!r} is active but the connection was set to schema "
+            f"{explicit!r}; use tenants.context.tenant_context() to switch tenants."
+        )
+
+
+def _set_search_path_sql(paths) -> str:
+    # The same statement django-tenants' _handle_search_path sends.
+    return "SET search_path = {}".format(",".join(quote_schema_name(p) for p in paths))

@@ -1,0 +1,162 @@
+"""Variants, their worker processes, and interleaved measurement.
+
+Every variant of a comparison is started at once (each idle until asked) and measured in rounds:
+each round runs one batch per variant, in a shuffled order, one at a time. Load from other
+processes on the machine then falls on all variants alike instead of on whichever ran last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts" / "bench"
+
+
+@dataclass
+class Variant:
+    """One side of a comparison: settings, database, and which dataset it holds."""
+
+    label: str
+    settings: str  # DJANGO_SETTINGS_MODULE
+    database_url: str
+    kind: str  # datasets kind: plain, row, schema, djt
+    tenants: int
+    env: dict[str, str] = field(default_factory=dict)
+    baseline: bool = False
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE=self.settings,
+            DATABASE_URL=self.database_url,
+            TENANCY_MODE="schema" if self.kind == "schema" else "row",
+            CACHE_URL="locmemcache://",
+            DEBUG="false",
+            LOG_LEVEL="WARNING",
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(self.env)
+        return env
+
+
+class WorkerProcess:
+    """A benchmarks.worker process for one variant."""
+
+    def __init__(self, variant: Variant):
+        self.variant = variant
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker"],
+            cwd=ROOT,
+            env=variant.environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def call(self, cmd: str, **args):
+        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.variant.label}: worker exited ({self.process.wait()})")
+        result = json.loads(line)
+        if "error" in result:
+            raise RuntimeError(f"{self.variant.label}: {result['error']}")
+        return result
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.write('{"cmd": "quit"}\n')
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+
+
+@dataclass
+class Measured:
+    """All requests of one variant in one measurement."""
+
+    latencies_ns: list[int] = field(default_factory=list)
+    cpu_ns: list[int] = field(default_factory=list)  # in-process only: this process's CPU time
+    wall_ns: int = 0
+    rounds_rps: list[float] = field(default_factory=list)
+    rounds_median_ns: list[float] = field(default_factory=list)
+    cold_ns: list[int] = field(default_factory=list)
+
+    def add(self, latencies, wall_ns, cpu=()):
+        self.latencies_ns.extend(latencies)
+        self.cpu_ns.extend(cpu)
+        self.wall_ns += wall_ns
+        self.rounds_rps.append(len(latencies) / (wall_ns / 1e9))
+        self.rounds_median_ns.append(statistics.median(latencies))
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ns) / 1e6
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ns) / (self.wall_ns / 1e9)
+
+    @property
+    def cpu_median_ms(self) -> float | None:
+        return statistics.median(self.cpu_ns) / 1e6 if self.cpu_ns else None
+
+    @property
+    def cold_median_ms(self) -> float | None:
+        return statistics.median(self.cold_ns) / 1e6 if self.cold_ns else None
+
+
+def start_workers(variants: list[Variant], rebuild: bool = False) -> list[WorkerProcess]:
+    """Start a worker per variant and make its database (one at a time: builds are heavy)."""
+    workers = []
+    try:
+        for variant in variants:
+            worker = WorkerProcess(variant)
+            workers.append(worker)
+            print(f"  preparing {variant.label} ...", file=sys.stderr, flush=True)
+            info = worker.call(
+                "prepare", kind=variant.kind, tenants=variant.tenants, rebuild=rebuild
+            )
+            if info["built"]:
+                print(f"    built in {info['seconds']:.0f} s", file=sys.stderr, flush=True)
+    except BaseException:
+        stop_workers(workers)
+        raise
+    return workers
+
+
+def stop_workers(workers: list[WorkerProcess]) -> None:
+    for worker in workers:
+        try:
+            worker.close()
+        except Exception:
+            worker.process.kill()
+
+
+def measure(
+    workers: list[WorkerProcess], rounds: int, requests: int, seed: int = 1, warm: bool = True
+) -> dict[str, Measured]:
+    """Warm every site of every variant, then ``rounds`` interleaved batches of ``requests``."""
+    results = {w.variant.label: Measured() for w in workers}
+    for worker in workers if warm else ():
+        print(f"  warming {worker.variant.label} ...", file=sys.stderr, flush=True)
+        results[worker.variant.label].cold_ns = worker.call("warm")["latencies_ns"]
+        worker.call("run", n=min(requests, 300))  # then a few more, unrecorded
+    order = list(workers)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for worker in order:
+            batch = worker.call("run", n=requests)
+            results[worker.variant.label].add(
+                batch["latencies_ns"], batch["wall_ns"], batch["cpu_ns"]
+            )
+    return results

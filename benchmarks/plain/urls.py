@@ -1,0 +1,16 @@
+"""config.urls' shape: the admin first, then the site under the "home" namespace."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from benchmarks.plain import views
+
+home_patterns = (
+    [path("", views.index, name="index"), path("pages/<int:pk>/", views.page, name="page")],
+    "home",
+)
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include(home_patterns)),
+]
