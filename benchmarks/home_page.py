@@ -59,39 +59,29 @@ def row_variants(tenant_counts: list[int]) -> list[Variant]:
     return variants
 
 
-def schema_variants(postgres_url, tenant_counts, django_tenants=True, env=None) -> list[Variant]:
+def schema_variants(postgres_url, tenant_counts, django_tenants=True) -> list[Variant]:
+    """Plain Django, the product (default settings, so TENANCY_CONNECTION_MAX_SCHEMAS applies;
+    for the largest count also without that ceiling), and django-tenants' default path."""
     variants = [
-        Variant(
-            "plain Django (PostgreSQL)",
-            "benchmarks.plain.settings",
-            bench_database(postgres_url, "plain"),
-            "plain",
-            1,
-            baseline=True,
-        ),
-    ]
+        Variant("plain Django (PostgreSQL)", "benchmarks.plain.settings",
+                bench_database(postgres_url, "plain"), "plain", 1, baseline=True),
+    ]  # fmt: skip
     for n in tenant_counts:
+        database = bench_database(postgres_url, f"schema_{n}")
         variants.append(
-            Variant(
-                f"schema mode, {n:,} schemas",
-                "config.settings",
-                bench_database(postgres_url, f"schema_{n}"),
-                "schema",
-                n,
-                env=dict(env or {}),
-            )
+            Variant(f"schema mode, {n:,} schemas", "config.settings", database, "schema", n)
         )
+        if n == max(tenant_counts) and n > 100:
+            variants.append(
+                Variant(f"schema mode, {n:,}, no ceiling", "config.settings", database,
+                        "schema", n, env={"TENANCY_CONNECTION_MAX_SCHEMAS": "0"})
+            )  # fmt: skip
     if django_tenants:
         for n in tenant_counts:
             variants.append(
-                Variant(
-                    f"django-tenants, {n:,} schemas",
-                    "benchmarks.djt.settings",
-                    bench_database(postgres_url, f"djt_{n}"),
-                    "djt",
-                    n,
-                )
-            )
+                Variant(f"django-tenants, {n:,} schemas", "benchmarks.djt.settings",
+                        bench_database(postgres_url, f"djt_{n}"), "djt", n)
+            )  # fmt: skip
     return variants
 
 
@@ -102,6 +92,8 @@ def run_group(name, variants, args, port_base) -> dict:
     workers = inprocess.start_workers(variants, rebuild=args.rebuild)
     try:
         results = inprocess.measure(workers, args.rounds, args.requests)
+        for worker in workers:  # after serving every site: what the worker process holds
+            results[worker.variant.label].rss_bytes = worker.call("memory")["python"]["VmRSS"]
         title = (
             f"{name}: in-process (Django WSGI handler, no server), "
             f"{args.rounds} rounds x {args.requests} requests per variant, interleaved"

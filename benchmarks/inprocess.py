@@ -89,6 +89,7 @@ class Measured:
     rounds_rps: list[float] = field(default_factory=list)
     rounds_median_ns: list[float] = field(default_factory=list)
     cold_ns: list[int] = field(default_factory=list)
+    rss_bytes: int | None = None  # the worker process's RSS after the run
 
     def add(self, latencies, wall_ns, cpu=()):
         self.latencies_ns.extend(latencies)

@@ -14,7 +14,7 @@ page of 1,000 different tenants, one after the other, on one persistent connecti
 Then the same variants serve the home page in interleaved rounds rotating over all 1,000
 tenants (as benchmarks.home_page does) for the throughput cost of recycling.
 
-    .venv/bin/python -m benchmarks.schema_memory [--tenants 1000] [--max-schemas 100]
+    .venv/bin/python -m benchmarks.schema_memory [--tenants 1000] [--ceilings 0,100,500]
 """
 
 from __future__ import annotations
@@ -30,16 +30,18 @@ from benchmarks.inprocess import Variant
 MB = 1024 * 1024
 
 
-def variants(postgres_url: str, tenants: int, max_schemas: int, django_tenants: bool):
+def variants(postgres_url: str, tenants: int, ceilings: list[int], django_tenants: bool):
     schema_db = bench_database(postgres_url, f"schema_{tenants}")
     out = [
         Variant("plain Django (PostgreSQL)", "benchmarks.plain.settings",
                 bench_database(postgres_url, "plain"), "plain", 1, baseline=True),
-        Variant("schema mode, no ceiling", "config.settings", schema_db, "schema", tenants,
-                env={"TENANCY_CONNECTION_MAX_SCHEMAS": "0"}),
-        Variant(f"schema mode, ceiling {max_schemas}", "config.settings", schema_db, "schema",
-                tenants, env={"TENANCY_CONNECTION_MAX_SCHEMAS": str(max_schemas)}),
     ]  # fmt: skip
+    for ceiling in ceilings:
+        label = f"schema mode, ceiling {ceiling}" if ceiling else "schema mode, no ceiling"
+        out.append(
+            Variant(label, "config.settings", schema_db, "schema", tenants,
+                    env={"TENANCY_CONNECTION_MAX_SCHEMAS": str(ceiling)})
+        )  # fmt: skip
     if django_tenants:
         out.append(
             Variant("django-tenants (stock)", "benchmarks.djt.settings",
@@ -65,7 +67,7 @@ def print_sweep(label: str, rows: list[dict]) -> None:
     print(f"\n  {label}")
     print(
         f"    {'tenants served':>14}{'backend RSS':>13}{'private':>9}{'peak RSS':>10}"
-        f"{'peak priv.':>11}{'connections':>12}{'worker RSS':>12}"
+        f"{'peak priv.':>11}{'pg contexts':>12}{'connections':>12}{'worker RSS':>12}"
     )
     for row in rows:
         backend = row.get("backend", {})
@@ -74,14 +76,19 @@ def print_sweep(label: str, rows: list[dict]) -> None:
             f"    {row['tenants']:>14,}"
             f"{backend.get('VmRSS', 0) / MB:>11.1f}MB{backend.get('RssAnon', 0) / MB:>7.1f}MB"
             f"{peak.get('VmRSS', 0) / MB:>8.1f}MB{peak.get('RssAnon', 0) / MB:>9.1f}MB"
-            f"{row['backends_seen']:>12}{row['python'].get('VmRSS', 0) / MB:>10.1f}MB"
+            f"{backend.get('contexts', 0) / MB:>10.1f}MB{row['backends_seen']:>12}"
+            f"{row['python'].get('VmRSS', 0) / MB:>10.1f}MB"
         )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=1000, help="tenant schemas")
-    parser.add_argument("--max-schemas", type=int, default=100, help="the ceiling to measure")
+    parser.add_argument(
+        "--ceilings",
+        default="0,100,500",
+        help="TENANCY_CONNECTION_MAX_SCHEMAS values to compare (0 = no ceiling)",
+    )
     parser.add_argument("--rounds", type=int, default=20, help="throughput rounds")
     parser.add_argument("--requests", type=int, default=100, help="requests per batch")
     parser.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
@@ -94,7 +101,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     checkpoints = sorted({c for c in (1, 10, 100, 250, 500, args.tenants) if c <= args.tenants})
-    group = variants(args.postgres, args.tenants, args.max_schemas, args.django_tenants)
+    ceilings = [int(c) for c in args.ceilings.split(",")]
+    group = variants(args.postgres, args.tenants, ceilings, args.django_tenants)
     print(f"\n== Schema mode memory, {args.tenants:,} tenants", file=sys.stderr, flush=True)
     workers = inprocess.start_workers(group, rebuild=args.rebuild)
     try:

@@ -42,7 +42,9 @@ TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SEC
 # Schema mode: close a database connection at the end of the request once it has served this many
 # distinct schemas (a PostgreSQL server process keeps catalog caches for every schema it touches).
 # 0 = never. See benchmarks/schema_memory.py.
-TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=100)
+TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=500)
+# Most host lookups a process keeps (about 1 KB each); when full the cache starts over.
+TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
 
 # Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
 # resolver accepted for the current request (tenants.hosts), so domains added at run time work

@@ -190,6 +190,9 @@ class _TenantIs(RelatedExact):
     """``tenant_id = %s`` for an integer tenant pk: the SQL Django's related exact lookup makes
     for it (tests compare the two), without its per-query type and cast dispatch."""
 
+    def get_prep_lookup(self):
+        return self.rhs  # already the int the column holds
+
     def as_sql(self, compiler, connection):
         column, params = compiler.compile(self.lhs)
         return f"{column} = %s", [*params, self.rhs]

@@ -21,7 +21,10 @@ from django.utils.module_loading import import_string
 
 from tenants.context import no_tenant
 
-MAX_CACHED_HOSTS = 50_000  # unknown hosts are cached too; this bounds a flood of random Hosts
+# Unknown hosts are cached too; the bound stops a flood of random Hosts from growing the process.
+# About 1 KB per cached host (benchmarks/home_page.py reports the worker's RSS): the default
+# bounds the cache near 50 MB. Setting: TENANCY_RESOLVER_MAX_HOSTS.
+MAX_CACHED_HOSTS = 50_000
 _GENERATION_KEY = "resolver-generation"
 _DEFAULT = object()  # key of the default tenant in the cache
 
@@ -86,7 +89,7 @@ def _store(key, tenant, version) -> None:
     with _lock:
         if version != _local_version:
             return  # invalidated while loading: the value may be stale
-        if len(_cache) >= MAX_CACHED_HOSTS:
+        if len(_cache) >= getattr(settings, "TENANCY_RESOLVER_MAX_HOSTS", MAX_CACHED_HOSTS):
             _cache.clear()
         _cache[key] = tenant
 
