@@ -39,11 +39,11 @@ TENANCY_URL_PORT = env("TENANCY_URL_PORT", default=None)
 # How often (seconds) a process checks the shared cache for host-lookup invalidations made by
 # other processes. 0 checks on every request. Only used when the tenancy cache is shared.
 TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SECONDS", default=1.0)
-# Schema mode: close a database connection at the end of the request once it has served this many
-# distinct schemas (a PostgreSQL server process keeps catalog caches for every schema it touches).
-# 0 = never. See benchmarks/schema_memory.py.
-TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=500)
-# Most host lookups a process keeps (about 1 KB each); when full the cache starts over.
+# Schema mode: close a database connection at the end of the request once it has served more than
+# this many distinct schemas (a PostgreSQL server process keeps catalog caches for every schema it
+# touches). 0 = never. See README "Benchmarks" for what it bounds and costs.
+TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=1000)
+# Most host lookups a process keeps (about 1.3 KB each); when full the cache starts over.
 TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
 
 # Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
