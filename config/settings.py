@@ -124,8 +124,12 @@ if SCHEMA_MODE:
     # django-tenants' backend, extended to take the schema from the current tenant context.
     DATABASES["default"]["ENGINE"] = "tenants.backends.postgresql"
     DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
+    # psycopg's connection pool (Django 5.1+); the backend re-sets search_path on every checkout.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Tests: a file for SQLite (not :memory:) so a real server process started by a test can share
 # it; TEST_DATABASE_NAME picks another name (parallel checkouts on one PostgreSQL server).
 _test_db_default = str(BASE_DIR / "test-db.sqlite3") if "sqlite" in _engine else None
