@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 ## Set up and start the site: migrate, create the demo tenants, serve on http://localhost:$(PORT)
 run: install
 	$(PY) manage.py ensure_database
-	$(PY) manage.py migrate --no-input
+	$(PY) manage.py migrate
 	$(PY) manage.py seed_demo_tenants
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
