@@ -184,3 +184,18 @@ def test_concurrent_asgi_requests_for_different_tenants_stay_apart(close_other_s
         assert body["tenant"] == slug
         assert body["schema"] == schema
         assert body["worker_schema"] == schema
+
+
+def test_content_type_ids_agree_across_schemas(tenants):
+    """Django caches ContentType ids per process, not per schema: every schema must number
+    them alike or admin logs and permissions would point at the wrong model."""
+
+    def content_types(tenant):
+        with tenant_context(tenant), connection.cursor() as cursor:
+            cursor.execute("SELECT id, app_label, model FROM django_content_type ORDER BY id")
+            return cursor.fetchall()
+
+    public = content_types(tenants["default"])
+    assert ("home", "pagecontent") in {(app, model) for _, app, model in public}
+    for slug in ["acme", "jcw-site", "techinnov", "global"]:
+        assert content_types(tenants[slug]) == public, slug
