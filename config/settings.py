@@ -8,6 +8,7 @@ The one switch that matters most is ``TENANCY_MODE``:
 * ``schema``: one PostgreSQL schema per tenant, on top of django-tenants.
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -84,6 +85,7 @@ PUBLIC_SCHEMA_NAME = "public"
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in runserver and gunicorn alike
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,6 +108,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "home.context_processors.site",
             ],
         },
     },
@@ -169,7 +172,22 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# WhiteNoise serves static files in every server. STATIC_COLLECTED=1 (production, after
+# `manage.py collectstatic`): compressed files with hashed names from STATIC_ROOT, cached for
+# a year. Otherwise (runserver, tests): straight from the apps' static/ folders.
+STATIC_COLLECTED = env.bool("STATIC_COLLECTED", default=False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_COLLECTED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
+if not STATIC_COLLECTED:  # STATIC_ROOT is not used then, and need not exist
+    warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 
 LOGGING = {
     "version": 1,
