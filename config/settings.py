@@ -8,7 +8,6 @@ The one switch that matters most is ``TENANCY_MODE``:
 * ``schema``: one PostgreSQL schema per tenant, on top of django-tenants.
 """
 
-import warnings
 from pathlib import Path
 
 import environ
@@ -175,7 +174,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # WhiteNoise serves static files in every server. STATIC_COLLECTED=1 (production, after
 # `manage.py collectstatic`): compressed files with hashed names from STATIC_ROOT, cached for
-# a year. Otherwise (runserver, tests): straight from the apps' static/ folders.
+# a year. Otherwise (make run, tests): straight from the apps' static/ folders.
 STATIC_COLLECTED = env.bool("STATIC_COLLECTED", default=False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -186,8 +185,7 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
-if not STATIC_COLLECTED:  # STATIC_ROOT is not used then, and need not exist
-    warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
+WHITENOISE_AUTOREFRESH = not STATIC_COLLECTED  # edits show without a restart
 
 LOGGING = {
     "version": 1,

@@ -112,9 +112,8 @@ class SiteSettings(TenantOwnedModel):
     @property
     def link_colour(self) -> str:
         """The brand colour for links on white if it is readable there (WCAG AA), else ink."""
-        return (
-            self.brand_colour if contrast_ratio(self.brand_colour, "#ffffff") >= 4.5 else "#1f2933"
-        )
+        colour = self.colour
+        return colour if contrast_ratio(colour, "#ffffff") >= 4.5 else "#1f2933"
 
 
 @receiver([post_save, post_delete], sender=SiteSettings)

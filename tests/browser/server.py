@@ -31,10 +31,11 @@ class ServerProcess:
     def url(self, host: str, path: str = "/") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def get(self, host: str, path: str = "/"):
+    def get(self, host: str, path: str = "/", headers: dict | None = None):
         """(status, headers, body) of a GET sent to 127.0.0.1 with ``host`` as Host."""
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", headers={"Host": f"{host}:{self.port}"}
+            f"http://127.0.0.1:{self.port}{path}",
+            headers={"Host": f"{host}:{self.port}", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -101,6 +102,7 @@ def start_server(log_dir: Path, **extra_env: str) -> ServerProcess:
                     "--workers=1",
                     "--threads=4",
                     "--graceful-timeout=2",
+                    "--no-control-socket",  # one per process, not one per user's home
                 ],
                 cwd=REPO,
                 env=env,
