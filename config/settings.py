@@ -80,6 +80,7 @@ else:
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
+TENANT_COLOR_ADMIN_APPS = False  # the admin looks the same in both modes, in the site's colours
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
