@@ -73,6 +73,7 @@ def test_landing_log_in_edit_content_and_branding_see_it_only_on_own_site(
     new_title = f"Acme rockets, now reusable {stamp}"
     new_name = f"Acme Rocketry {stamp}"
     colour = "#7a1f5c"
+    logo = server.url("acme.localhost", "/static/admin/img/icon-yes.svg")
 
     # The platform's landing page: what it is, a sign-up form, a log-in link.
     page.goto(server.url("localhost"))
@@ -100,6 +101,7 @@ def test_landing_log_in_edit_content_and_branding_see_it_only_on_own_site(
     expect(page.get_by_role("alert")).to_contain_text("correct username and password")
     expect(page.get_by_label("Username")).to_have_value("web-platform-owner")
     expect(page.get_by_label("Password")).to_have_value("")
+    screenshot(page, "login-error")
 
     # Log in on the platform: "my sites" lists the site this person owns, and only that one.
     log_in(page, "web-platform-owner")
@@ -153,6 +155,7 @@ def test_landing_log_in_edit_content_and_branding_see_it_only_on_own_site(
     page.goto(server.url("acme.localhost", "/admin/home/sitesettings/"))
     page.get_by_label("Site name").fill(new_name)
     page.get_by_label("Brand colour").fill(colour)
+    page.get_by_label("Logo URL").fill(logo)
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("successfully")
     expect(page.locator("#header")).to_have_css("background-color", rgb(colour))
@@ -163,6 +166,9 @@ def test_landing_log_in_edit_content_and_branding_see_it_only_on_own_site(
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Welcome to {new_name}")
     expect(page.locator(".card h2").first).to_have_text(new_title)
     expect(page.locator(".site-header")).to_have_css("background-color", rgb(colour))
+    header_logo = page.locator(".site-header img.logo")
+    expect(header_logo).to_have_attribute("src", logo)
+    assert header_logo.evaluate("img => img.complete && img.naturalWidth > 0")
     screenshot(page, "tenant-home-branded")
     page.set_viewport_size(PHONE)
     screenshot(page, "tenant-home-phone")
