@@ -54,7 +54,9 @@ def platform_user(demo, restore_acme):
         )
     Tenant.objects.filter(pk=demo["acme"].pk).update(owner=user)
     yield user
-    Tenant.objects.filter(owner=user).update(owner=None)
+    Tenant.objects.filter(pk=demo["acme"].pk).update(owner=None)
+    for tenant in Tenant.objects.filter(owner=user):  # a site sign-up may have given them
+        tenant.delete(force_drop=True)
     with tenant_context(demo["default"]):
         user.delete()
 
@@ -113,7 +115,10 @@ def test_landing_log_in_edit_content_and_branding_see_it_only_on_own_site(
     expect(my_sites.get_by_role("link", name="Admin of Acme Corporation")).to_have_attribute(
         "href", server.url("acme.localhost", "/admin/")
     )
-    expect(my_sites.get_by_role("listitem")).to_have_count(1)
+    owned = Tenant.objects.filter(owner=platform_user).count()  # acme, and any of their own
+    expect(my_sites.get_by_role("listitem")).to_have_count(owned)
+    for other in ("Global Services", "Tech Innovations", "JCW Trading Hub"):
+        expect(my_sites.get_by_text(other)).to_have_count(0)
     screenshot(page, "landing-signed-in")
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("navigation").get_by_role("link", name="Log in")).to_be_visible()
