@@ -1,4 +1,25 @@
-"""Multi-step tenancy operations. Each is one transaction: it happens whole or not at all."""
+"""Multi-step tenancy operations. Each is one transaction: it happens whole or not at all.
+
+Provisioning a tenant (``create_tenant``, and ``provision_tenant_for_user`` for self-service
+sites) makes, in this order and in one transaction:
+
+1. ``schema``/``clone``: its schema with every tenant table (schema mode; see
+   ``tenants.schema_factory``: a renamed spare, or the template script);
+2. ``tenant``: the Tenant row, with its owner;
+3. ``domain``: its primary Domain;
+4. ``content``: its first pages;
+5. ``owner``: the owner's admin access on the new site: a ``Membership(role=owner)`` for the
+   shared user (row mode), or a copy of the user in the tenant's own schema (same password
+   hash: the password is hashed once, at sign-up) with that membership (schema mode).
+
+If any step fails the transaction is rolled back, and with it everything before (PostgreSQL
+rolls back DDL too): no tenant row, schema, domain, content or access remains. The schema comes
+first so that the lock its foreign keys take on ``tenants_tenant`` is taken before this
+transaction writes to that table (no deadlock between concurrent sign-ups).
+
+``provisioning_step`` is sent after each step (``step=<name>``) for monitoring and for tests
+that inject a failure at a given step.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +27,23 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.dispatch import Signal
 
 from tenants.context import no_tenant, tenant_context
 from tenants.models import Domain, Tenant
-from tenants.validators import schema_name_for_slug
+from tenants.starter import starter_pages
+from tenants.validators import (
+    reserved_problem,
+    schema_name_for_slug,
+    slug_for_username,
+    slug_problem,
+    username_slug_problem,
+)
+
+# Sent after each provisioning step: step ("schema", "clone", "tenant", "domain", "content",
+# "owner"), slug, and tenant (None before the "tenant" step).
+provisioning_step = Signal()
 
 
 @dataclass(frozen=True)
@@ -19,8 +53,43 @@ class Provisioned:
     message: str
 
 
+class SiteNameUnavailable(ValueError):
+    """The site name is invalid, reserved or taken; nothing was created."""
+
+    def __init__(self, slug: str, reason: str):
+        super().__init__(reason)
+        self.slug = slug
+        self.reason = reason
+
+
 def schema_mode() -> bool:
     return settings.TENANCY_MODE == "schema"
+
+
+def site_domain(slug: str) -> str:
+    """The primary domain of a self-service site."""
+    return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
+
+
+def slug_unavailable(slug: str) -> str | None:
+    """Why a self-service site cannot be called ``slug`` (invalid, reserved, taken), or None."""
+    problem = slug_problem(slug) or reserved_problem(slug)
+    if problem:
+        return problem
+    schema_name = schema_name_for_slug(slug)
+    with no_tenant():
+        taken = (
+            Tenant.objects.filter(Q(slug=slug) | Q(schema_name__iexact=schema_name)).exists()
+            or Domain.objects.filter(domain=site_domain(slug)).exists()
+            or (schema_mode() and _schema_exists(schema_name))
+        )
+    return f"The site name '{slug}' is taken." if taken else None
+
+
+def _schema_exists(name: str) -> bool:
+    from tenants.schema_template import schema_exists
+
+    return schema_exists(name)
 
 
 @transaction.atomic
@@ -33,7 +102,9 @@ def create_tenant(
     schema_name: str | None = None,
     pages: list[dict] | None = None,
 ) -> Provisioned:
-    """Create a tenant with its primary domain, its schema (schema mode) and its first pages."""
+    """Create a tenant with its schema (schema mode), primary domain, first pages and, given an
+    owner, the owner's admin access on the new site. Raises ``ValidationError`` for a bad or
+    taken slug or domain, before anything is written."""
     with no_tenant():
         tenant = Tenant(
             name=name,
@@ -42,16 +113,81 @@ def create_tenant(
             schema_name=schema_name or schema_name_for_slug(slug),
         )
         tenant.full_clean()
+        primary = Domain(domain=domain, is_primary=True)
+        primary.full_clean(exclude=["tenant"], validate_unique=True)
+
+        def step(step_name, current=None):
+            provisioning_step.send(create_tenant, step=step_name, slug=slug, tenant=current)
+
+        if schema_mode() and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME:
+            from tenants.schema_factory import create_tenant_schema
+
+            create_tenant_schema(tenant.schema_name, on_step=step)
         tenant.save()
-        primary = Domain(domain=domain, tenant=tenant, is_primary=True)
-        primary.full_clean(validate_unique=True)
+        step("tenant", tenant)
+        primary.tenant = tenant
         primary.save()
         tenant._primary_domain = primary.domain
-        if schema_mode() and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME:
-            tenant.create_schema(check_if_exists=False, verbosity=0)
+        step("domain", tenant)
     if pages:
         from home.content import add_pages
 
         with tenant_context(tenant):
             add_pages(pages)
+        step("content", tenant)
+    if owner is not None:
+        grant_owner_access(tenant, owner)
+        step("owner", tenant)
     return Provisioned(tenant, primary, f"{tenant.name} is live at {primary.domain}.")
+
+
+def grant_owner_access(tenant: Tenant, user) -> None:
+    """Make ``user`` an owner of ``tenant``'s site, able to sign in to its admin at once.
+
+    Row mode: a membership of the shared user. Schema mode: the tenant's own schema gets a user
+    row with the same username, email and *password hash* (no new hashing), and its membership.
+    Never staff or superuser: access comes from the membership alone.
+    """
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership
+
+    with tenant_context(tenant):
+        if schema_mode():
+            member = get_user_model()(
+                username=user.get_username(),
+                email=user.email,
+                password=user.password,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                is_active=True,
+                date_joined=user.date_joined,
+            )
+            member.save()
+        else:
+            member = user
+        Membership.objects.create(user=member, role=Membership.Role.OWNER)
+
+
+def default_site_name(user) -> str:
+    return f"{user.get_username()}'s site"
+
+
+def provision_tenant_for_user(user, *, name: str | None = None, slug: str | None = None):
+    """The self-service site of ``user``: ``<slug>.<TENANT_BASE_DOMAIN>``, owned by ``user``.
+
+    The slug comes from the username unless given. Raises ``SiteNameUnavailable`` (nothing
+    created) if the name is invalid, reserved or taken. Returns ``Provisioned``.
+    """
+    if slug is None:
+        problem = username_slug_problem(user.get_username())
+        slug = slug_for_username(user.get_username())
+        if problem:
+            raise SiteNameUnavailable(slug, problem)
+    problem = slug_unavailable(slug)
+    if problem:
+        raise SiteNameUnavailable(slug, problem)
+    name = (name or "").strip() or default_site_name(user)
+    return create_tenant(
+        name=name, slug=slug, domain=site_domain(slug), owner=user, pages=starter_pages(name)
+    )
