@@ -1,7 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.validators import ASCIIUsernameValidator
 
 from accounts.services import username_problem
@@ -62,7 +62,7 @@ class SignUpForm(forms.Form):
         return cleaned
 
 
-class PlatformUserCreationForm(UserCreationForm):
+class PlatformUserCreationForm(AdminUserCreationForm):
     """The platform admin's "add user": refuses names that cannot name the user's site."""
 
     def clean_username(self):

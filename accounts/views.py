@@ -57,7 +57,9 @@ def register_api(request):
         if field in data and data[field] is not None and not isinstance(data[field], str)
     )
     if not_text:
-        errors = {field: ["Must be a string."] for field in not_text}
+        errors = {
+            field: [{"message": "Must be a string.", "code": "invalid"}] for field in not_text
+        }
         return _error(400, "Some fields are not strings.", errors)
     form = SignUpForm({k: v for k, v in data.items() if k in SignUpForm.base_fields})
     if not form.is_valid():
