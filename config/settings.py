@@ -140,6 +140,18 @@ if SCHEMA_MODE:
     # django-tenants' backend, extended to take the schema from the current tenant context.
     DATABASES["default"]["ENGINE"] = "tenants.backends.postgresql"
     DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+if "sqlite" in _engine:
+    # WAL: readers never wait for the writer, and a commit is not an fsync of the database file
+    # (synchronous=NORMAL: a power cut may lose the last commits, never corrupt the file).
+    # IMMEDIATE transactions take the write lock up front, so concurrent writers queue (timeout)
+    # instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Tests: a file for SQLite (not :memory:) so a real server process started by a test can share

@@ -65,7 +65,7 @@ def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | N
     if current_tenant() is not None or connection.schema_name != settings.PUBLIC_SCHEMA_NAME:
         # The script names public tables as seen from the public search path.
         raise RuntimeError("create_tenant_schema() runs with no tenant active (platform code).")
-    with no_tenant(), transaction.atomic():
+    with no_tenant(), transaction.atomic(savepoint=False):
         if schema_pool.pool_size() > 0:
             claimed = schema_pool.claim(schema_name)
             schema_pool.request_refill_on_commit()

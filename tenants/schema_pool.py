@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 SPARE_PREFIX = "_spare_"
 _FILL_LOCK_KEY = schema_template.advisory_key("tenants.schema_pool.fill")
-_CLAIM_ATTEMPTS = 3
 
 
 def pool_size() -> int:
@@ -56,36 +55,45 @@ def spare_names() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+# One round trip: try the spares in random order, skip those another transaction holds (a
+# non-blocking advisory lock) or has claimed and committed since the scan (to_regnamespace reads
+# the catalog as it is now, not as the scan saw it), rename the first one left and say which
+# (a transaction-local setting, read by the SELECT that follows).
+_CLAIM_SQL = """
+DO $claim$
+DECLARE
+    spare text;
+BEGIN
+    PERFORM set_config('tenants.claimed_spare', '', true);
+    FOR spare IN
+        SELECT nspname FROM pg_namespace WHERE nspname > {low} AND nspname < {high}
+        ORDER BY random()
+    LOOP
+        IF pg_try_advisory_xact_lock(hashtextextended(spare, 0))
+           AND to_regnamespace(quote_ident(spare)) IS NOT NULL THEN
+            EXECUTE format('ALTER SCHEMA %I RENAME TO %I', spare, {target});
+            PERFORM set_config('tenants.claimed_spare', spare, true);
+            RETURN;
+        END IF;
+    END LOOP;
+END
+$claim$;
+SELECT current_setting('tenants.claimed_spare') <> ''
+"""
+
+
 def claim(schema_name: str) -> bool:
     """Rename a spare schema to ``schema_name`` in the current transaction; False if none."""
     prefix = spare_prefix()
+    query = sql.SQL(_CLAIM_SQL).format(
+        low=sql.Literal(prefix),
+        high=sql.Literal(prefix + "~"),
+        target=sql.Literal(schema_name),
+    )
     with connection.cursor() as cursor:
-        for _attempt in range(_CLAIM_ATTEMPTS):
-            # OFFSET 0 keeps the lock call outside the scan, so it is only tried on spares.
-            cursor.execute(
-                "SELECT nspname FROM (SELECT nspname FROM pg_namespace "
-                "WHERE nspname > %s AND nspname < %s ORDER BY random() OFFSET 0) AS spare "
-                "WHERE pg_try_advisory_xact_lock(hashtextextended(nspname, 0)) LIMIT 1",
-                [prefix, prefix + "~"],
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return False
-            spare = row[0]
-            # Another transaction may have claimed it and committed between our scan and our
-            # lock: look again, past the statement's snapshot (to_regnamespace reads the catalog
-            # as it is now).
-            cursor.execute(
-                "SELECT to_regnamespace(%s) IS NOT NULL", [sql.Identifier(spare).as_string()]
-            )
-            if cursor.fetchone()[0]:
-                cursor.execute(
-                    sql.SQL("ALTER SCHEMA {} RENAME TO {}")
-                    .format(sql.Identifier(spare), sql.Identifier(schema_name))
-                    .as_string()
-                )
-                return True
-    return False
+        cursor.execute(query.as_string())
+        cursor.nextset()
+        return cursor.fetchone()[0]
 
 
 def create_spare() -> str:

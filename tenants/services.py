@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.dispatch import Signal
 
 from tenants.context import no_tenant, tenant_context
@@ -53,11 +53,11 @@ class Provisioned:
     message: str
 
 
-class SiteNameUnavailable(ValueError):
-    """The site name is invalid, reserved or taken; nothing was created."""
+class SiteNameUnavailable(ValidationError):
+    """The site name (slug, schema or domain) is invalid, reserved or taken; nothing was made."""
 
     def __init__(self, slug: str, reason: str):
-        super().__init__(reason)
+        super().__init__(reason, code="site_name_unavailable")
         self.slug = slug
         self.reason = reason
 
@@ -71,25 +71,37 @@ def site_domain(slug: str) -> str:
     return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
 
 
+def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
+    """Why a new tenant cannot have this slug, schema or domain (one query), or None.
+
+    A schema of that name with no tenant (left by something else) counts as taken too.
+    """
+    qn = connection.ops.quote_name
+    checks = [
+        f"EXISTS (SELECT 1 FROM {qn(Tenant._meta.db_table)} "
+        "WHERE slug = %s OR UPPER(schema_name) = UPPER(%s))",
+        f"EXISTS (SELECT 1 FROM {qn(Domain._meta.db_table)} WHERE domain = %s)",
+    ]
+    params = [slug, schema_name, domain]
+    if schema_mode() and schema_name != settings.PUBLIC_SCHEMA_NAME:
+        checks.append("EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)")
+        params.append(schema_name)
+    with no_tenant(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(checks)}", params)
+        in_use = cursor.fetchone()
+    if in_use[0] or in_use[2:] == (True,):
+        return f"The site name '{slug}' is taken."
+    if in_use[1]:
+        return f"{domain} already serves another site."
+    return None
+
+
 def slug_unavailable(slug: str) -> str | None:
     """Why a self-service site cannot be called ``slug`` (invalid, reserved, taken), or None."""
     problem = slug_problem(slug) or reserved_problem(slug)
     if problem:
         return problem
-    schema_name = schema_name_for_slug(slug)
-    with no_tenant():
-        taken = (
-            Tenant.objects.filter(Q(slug=slug) | Q(schema_name__iexact=schema_name)).exists()
-            or Domain.objects.filter(domain=site_domain(slug)).exists()
-            or (schema_mode() and _schema_exists(schema_name))
-        )
-    return f"The site name '{slug}' is taken." if taken else None
-
-
-def _schema_exists(name: str) -> bool:
-    from tenants.schema_template import schema_exists
-
-    return schema_exists(name)
+    return name_in_use(slug, schema_name_for_slug(slug), site_domain(slug))
 
 
 @transaction.atomic
@@ -103,8 +115,11 @@ def create_tenant(
     pages: list[dict] | None = None,
 ) -> Provisioned:
     """Create a tenant with its schema (schema mode), primary domain, first pages and, given an
-    owner, the owner's admin access on the new site. Raises ``ValidationError`` for a bad or
-    taken slug or domain, before anything is written."""
+    owner, the owner's admin access on the new site.
+
+    Raises ``ValidationError`` for an invalid name or domain, and ``SiteNameUnavailable`` (a
+    ValidationError) if the slug, schema or domain is taken, before anything is written.
+    """
     with no_tenant():
         tenant = Tenant(
             name=name,
@@ -112,9 +127,12 @@ def create_tenant(
             owner=owner,
             schema_name=schema_name or schema_name_for_slug(slug),
         )
-        tenant.full_clean()
+        tenant.full_clean(exclude=["owner"], validate_unique=False)
         primary = Domain(domain=domain, is_primary=True)
-        primary.full_clean(exclude=["tenant"], validate_unique=True)
+        primary.full_clean(exclude=["tenant"], validate_unique=False)
+        problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain)
+        if problem:
+            raise SiteNameUnavailable(slug, problem)
 
         def step(step_name, current=None):
             provisioning_step.send(create_tenant, step=step_name, slug=slug, tenant=current)
@@ -123,10 +141,12 @@ def create_tenant(
             from tenants.schema_factory import create_tenant_schema
 
             create_tenant_schema(tenant.schema_name, on_step=step)
-        tenant.save()
+        tenant.save()  # its post_save clears the host lookups once this commits
         step("tenant", tenant)
         primary.tenant = tenant
-        primary.save()
+        # A new tenant has no other domain to demote from primary, which is all that
+        # Domain.save() would add to this one INSERT (in a savepoint of its own).
+        Domain.objects.bulk_create([primary])
         tenant._primary_domain = primary.domain
         step("domain", tenant)
     if pages:
@@ -180,11 +200,10 @@ def provision_tenant_for_user(user, *, name: str | None = None, slug: str | None
     created) if the name is invalid, reserved or taken. Returns ``Provisioned``.
     """
     if slug is None:
-        problem = username_slug_problem(user.get_username())
         slug = slug_for_username(user.get_username())
-        if problem:
-            raise SiteNameUnavailable(slug, problem)
-    problem = slug_unavailable(slug)
+        problem = username_slug_problem(user.get_username())
+    else:
+        problem = slug_problem(slug) or reserved_problem(slug)
     if problem:
         raise SiteNameUnavailable(slug, problem)
     name = (name or "").strip() or default_site_name(user)
