@@ -39,7 +39,7 @@ def username_problem(username: str) -> str | None:
     problem = username_slug_problem(username)
     if problem:
         return problem
-    if get_user_model().objects.filter(username=username).exists():
+    if get_user_model().objects.filter(username__iexact=username).exists():
         return USERNAME_TAKEN
     problem = slug_unavailable(slug_for_username(username))
     if problem:

@@ -109,24 +109,27 @@ def create_spare() -> str:
 def fill(target: int | None = None) -> int:
     """Create spares until ``target`` (default: the pool size) are ready; returns how many.
 
-    Returns 0 at once if another process is filling the pool of this database.
+    One filler per database at a time (a session advisory lock): if another process is filling
+    the pool, this returns 0 at once, and that process looks at the pool again before it stops,
+    so spares claimed meanwhile are replaced too.
     """
     target = pool_size() if target is None else target
-    if target <= 0:
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FILL_LOCK_KEY])
-        if not cursor.fetchone()[0]:
-            return 0
     created = 0
-    try:
-        missing = target - len(spare_names())
-        for _ in range(missing):
-            create_spare()
-            created += 1
-    finally:
+    for _round in range(3):
+        if target <= 0 or len(spare_names()) >= target:
+            break
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_FILL_LOCK_KEY])
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FILL_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                break
+        try:
+            # Bounded, in case sign-ups claim spares as fast as they are made.
+            while len(spare_names()) < target and created < 3 * target:
+                create_spare()
+                created += 1
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_FILL_LOCK_KEY])
     return created
 
 

@@ -256,3 +256,10 @@ def test_an_orphan_schema_blocks_its_name_until_cleaned():
     call_command("clean_orphan_schemas", verbosity=0)
     assert slug_unavailable("orphaned") is None
     assert sign_up(username="orphaned", email="o@example.com", password=PASSWORD)
+
+
+@pytest.mark.row_only
+@pytest.mark.parametrize("command", ["prepare_tenant_schemas", "clean_orphan_schemas"])
+def test_schema_commands_say_they_need_schema_mode(command):
+    with pytest.raises(CommandError, match="schema mode only"):
+        call_command(command)

@@ -1,5 +1,7 @@
 """Schema mode: fast tenant schemas are exactly what running every migration gives."""
 
+from io import StringIO
+
 import pytest
 from django.db import connection, transaction
 
@@ -158,7 +160,34 @@ def test_orphan_schemas_are_found_and_cleaned(no_pool):
 
     schema_factory.create_tenant_schema("left_behind")
     assert schema_factory.orphan_schemas() == ["left_behind"]
+    out = StringIO()
+    call_command("clean_orphan_schemas", "--dry-run", stdout=out)
+    assert "orphan   left_behind" in out.getvalue()
+    assert schema_exists("left_behind")
     call_command("clean_orphan_schemas", verbosity=0)
     assert not schema_exists("left_behind")
     assert schema_factory.orphan_schemas() == []
     assert schema_exists("acme")  # tenants' schemas are not orphans
+
+
+def test_objects_the_script_cannot_copy_fall_back_to_the_migrations(
+    monkeypatch, no_pool, migrated_reference
+):
+    template = schema_template.ensure_template()
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE VIEW "{template}".user_names AS SELECT username FROM auth_user')
+    with pytest.raises(schema_template.UnsupportedTemplate, match="views"):
+        schema_template.generate_script(template)
+    monkeypatch.setattr(schema_template, "_scripts", {})  # as in a new process
+    assert schema_factory.create_tenant_schema("fallback") == "migrations"
+    assert describe_schema("fallback") == migrated_reference
+
+
+def test_prepare_command_reports_the_template_and_the_pool():
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("prepare_tenant_schemas", "--spares", "2", stdout=out)
+    text = out.getvalue()
+    assert f"template {schema_template.template_schema_name()}" in text
+    assert "spares   2 ready" in text
