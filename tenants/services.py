@@ -77,9 +77,10 @@ def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
     A schema of that name with no tenant (left by something else) counts as taken too.
     """
     qn = connection.ops.quote_name
+    # Exact matches use the unique indexes (flat in fleet size); schema names that differ only
+    # in case are refused by TenantMixin.save() (a ValidationError) and never made here.
     checks = [
-        f"EXISTS (SELECT 1 FROM {qn(Tenant._meta.db_table)} "
-        "WHERE slug = %s OR UPPER(schema_name) = UPPER(%s))",
+        f"EXISTS (SELECT 1 FROM {qn(Tenant._meta.db_table)} WHERE slug = %s OR schema_name = %s)",
         f"EXISTS (SELECT 1 FROM {qn(Domain._meta.db_table)} WHERE domain = %s)",
     ]
     params = [slug, schema_name, domain]
