@@ -217,6 +217,12 @@ def test_huge_values_are_refused_cleanly(platform, field, value):
     assert everything() == before
 
 
+def test_a_body_too_big_to_read_is_a_400(platform):
+    response = api(platform, signup_data(site_name="s" * 3_000_000))
+    assert response.status_code == 400
+    assert not User.objects.filter(username="nora").exists()
+
+
 def test_surrounding_whitespace_is_trimmed_like_any_django_form(platform):
     response = api(platform, signup_data(username=" nora\n"))
     assert response.status_code == 201
