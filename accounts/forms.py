@@ -30,7 +30,7 @@ class SignUpForm(forms.Form):
     site_name = forms.CharField(
         required=False,
         max_length=100,
-        help_text="Shown at the top of every page; you can change it later.",
+        help_text="Shown at the top of every page. Leave it empty for “your-username's site”.",
     )
 
     def __init__(self, *args, **kwargs):
