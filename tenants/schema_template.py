@@ -235,6 +235,12 @@ class _ScriptWriter:
         self.cursor.execute(query, [self.nsp_oid, *params])
         return self.cursor.fetchall()
 
+    def records(self, query: str) -> list[dict]:
+        """Rows of ``query`` (its one parameter: the template's oid) as dicts by column name."""
+        self.cursor.execute(query, [self.nsp_oid])
+        names = [column.name for column in self.cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
+
     def emit(self, *parts):
         """Append parts of one statement: plain SQL text, SCHEMA or a _QualifiedLiteral."""
         self.segments.extend(parts)
@@ -364,12 +370,14 @@ class _ScriptWriter:
                 raise UnsupportedTemplate(f"Template has {what} ({names}).")
 
     def columns(self) -> dict:
-        rows = self.query(
-            "SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
-            "a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, "
+        """Each table's columns (dicts), in order, by table oid."""
+        rows = self.records(
+            "SELECT a.attrelid AS relid, a.attnum AS num, a.attname AS name, "
+            "format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull, "
+            "pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity AS identity, "
             "CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation "
-            "THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, "
-            "col_description(a.attrelid, a.attnum) "
+            "THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation, "
+            "col_description(a.attrelid, a.attnum) AS comment "
             "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
             "JOIN pg_type t ON t.oid = a.atttypid "
             "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
@@ -379,29 +387,19 @@ class _ScriptWriter:
             "AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum"
         )
         columns: dict = {}
-        for relid, num, name, type_, notnull, default, identity, collation, comment in rows:
-            columns.setdefault(relid, []).append(
-                {
-                    "num": num,
-                    "name": name,
-                    "type": type_,
-                    "notnull": notnull,
-                    "default": default,
-                    "identity": identity,
-                    "collation": collation,
-                    "comment": comment,
-                    "relid": relid,
-                }
-            )
+        for column in rows:
+            columns.setdefault(column["relid"], []).append(column)
         return columns
 
     def sequences(self) -> dict:
-        """Sequences by (table oid, column number) of the column owning them, or by own oid."""
-        rows = self.query(
-            "SELECT s.seqrelid, c.relname, format_type(s.seqtypid, NULL), s.seqstart, "
-            "s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, "
-            "pg_sequence_last_value(s.seqrelid), d.deptype, d.refobjid, d.refobjsubid, "
-            "tc.relname, ta.attname "
+        """Sequences by (table oid, column number) of their identity column, else by own oid."""
+        rows = self.records(
+            "SELECT s.seqrelid AS oid, c.relname AS name, format_type(s.seqtypid, NULL) AS type, "
+            "s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS minimum, "
+            "s.seqmax AS maximum, s.seqcache AS cache, s.seqcycle AS cycle, "
+            "pg_sequence_last_value(s.seqrelid) AS last_value, d.deptype, "
+            "d.refobjid AS table_oid, d.refobjsubid AS column_num, tc.relname AS table, "
+            "ta.attname AS column "
             "FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid "
             "LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid "
             "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('i', 'a') "
@@ -410,36 +408,21 @@ class _ScriptWriter:
             "WHERE c.relnamespace = %s ORDER BY c.relname"
         )
         sequences = {}
-        for (
-            oid,
-            name,
-            type_,
-            start,
-            increment,
-            minimum,
-            maximum,
-            cache,
-            cycle,
-            last_value,
-            deptype,
-            table_oid,
-            column_num,
-            table,
-            column,
-        ) in rows:
-            options = (
-                f"INCREMENT BY {int(increment)} MINVALUE {int(minimum)} "
-                f"MAXVALUE {int(maximum)} START WITH {int(start)} CACHE {int(cache)} "
-                f"{'CYCLE' if cycle else 'NO CYCLE'}"
-            )
-            key = (table_oid, column_num) if deptype == "i" else oid
+        for seq in rows:
+            owner = (seq["table"], seq["column"])
+            identity = seq["deptype"] == "i"
+            key = (seq["table_oid"], seq["column_num"]) if identity else seq["oid"]
             sequences[key] = {
-                "name": name,
-                "type": type_,
-                "options": options,
-                "last_value": last_value,
-                "identity_of": (table, column) if deptype == "i" else None,
-                "owned_by": (table, column) if deptype == "a" else None,
+                "name": seq["name"],
+                "type": seq["type"],
+                "options": (
+                    f"INCREMENT BY {int(seq['increment'])} MINVALUE {int(seq['minimum'])} "
+                    f"MAXVALUE {int(seq['maximum'])} START WITH {int(seq['start'])} "
+                    f"CACHE {int(seq['cache'])} {'CYCLE' if seq['cycle'] else 'NO CYCLE'}"
+                ),
+                "last_value": seq["last_value"],
+                "identity_of": owner if identity else None,
+                "owned_by": owner if seq["deptype"] == "a" else None,
             }
         return sequences
 
