@@ -46,6 +46,22 @@ TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", defau
 # Most host lookups a process keeps (about 1.3 KB each); when full the cache starts over.
 TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
 
+# --- Self-service sign-up and provisioning (accounts.services, tenants.services) ----------------
+# Creating a platform user (sign-up, platform admin, shell) provisions their site. Off: only the
+# sign-up pages and `manage.py provision_tenant` do.
+TENANCY_AUTO_PROVISION = env.bool("TENANCY_AUTO_PROVISION", default=True)
+# Whether superusers (createsuperuser) get a site of their own too.
+TENANCY_PROVISION_SUPERUSERS = env.bool("TENANCY_PROVISION_SUPERUSERS", default=False)
+# Site names no one may sign up with, on top of tenants.validators.BUILTIN_RESERVED_SLUGS.
+TENANCY_RESERVED_SLUGS = env.list("TENANCY_RESERVED_SLUGS", default=[])
+# Schema mode: spare tenant schemas kept ready (tenants.schema_pool); 0 turns the pool off.
+TENANCY_SCHEMA_POOL_SIZE = env.int("TENANCY_SCHEMA_POOL_SIZE", default=10)
+# "background": a process that claims a spare refills the pool in a thread; "command": only
+# `manage.py prepare_tenant_schemas` fills it (cron, deploy).
+TENANCY_SCHEMA_POOL_REFILL = env("TENANCY_SCHEMA_POOL_REFILL", default="background")
+if TENANCY_SCHEMA_POOL_REFILL not in ("background", "command"):
+    raise ImproperlyConfigured("TENANCY_SCHEMA_POOL_REFILL must be 'background' or 'command'")
+
 # Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
 # resolver accepted for the current request (tenants.hosts), so domains added at run time work
 # without "*".
@@ -86,10 +102,12 @@ else:
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
+TENANT_COLOR_ADMIN_APPS = False  # the admin looks the same in both modes, in the site's colours
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in runserver and gunicorn alike
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,6 +130,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "home.context_processors.site",
             ],
         },
     },
@@ -130,8 +149,24 @@ if SCHEMA_MODE:
     # django-tenants' backend, extended to take the schema from the current tenant context.
     DATABASES["default"]["ENGINE"] = "tenants.backends.postgresql"
     DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if "sqlite" in _engine:
+    # WAL: readers never wait for the writer, and a commit is not an fsync of the database file
+    # (synchronous=NORMAL: a power cut may lose the last commits, never corrupt the file).
+    # IMMEDIATE transactions take the write lock up front, so concurrent writers queue (timeout)
+    # instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
+    # psycopg's connection pool (Django 5.1+); the backend re-sets search_path on every checkout.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Tests: a file for SQLite (not :memory:) so a real server process started by a test can share
 # it; TEST_DATABASE_NAME picks another name (parallel checkouts on one PostgreSQL server).
 _test_db_default = str(BASE_DIR / "test-db.sqlite3") if "sqlite" in _engine else None
@@ -175,7 +210,21 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# WhiteNoise serves static files in every server. STATIC_COLLECTED=1 (production, after
+# `manage.py collectstatic`): compressed files with hashed names from STATIC_ROOT, cached for
+# a year. Otherwise (make run, tests): straight from the apps' static/ folders.
+STATIC_COLLECTED = env.bool("STATIC_COLLECTED", default=False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_COLLECTED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
+WHITENOISE_AUTOREFRESH = not STATIC_COLLECTED  # edits show without a restart
 
 LOGGING = {
     "version": 1,

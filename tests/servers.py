@@ -1,0 +1,88 @@
+"""Start the site as a real server process, on the test database, for HTTP-level tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the database pytest-django set up (committed data only is visible)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+@contextmanager
+def run_server(extra_env=None, command=None):
+    """Run ``manage.py runserver`` (or ``command``) on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TENANCY_MODE": settings.TENANCY_MODE,
+        "DATABASE_URL": test_database_url(),
+        "PORT": str(port),
+        **(extra_env or {}),
+    }
+    argv = command or [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    argv = [part.format(port=port) for part in argv]
+    process = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_up(base, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{process.stdout.read()}")
+        try:
+            urllib.request.urlopen(base + "/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start in time")
+
+
+def fetch(base, path="/", host=None, headers=None):
+    """GET over real HTTP; returns (status, body text). Never raises for HTTP errors."""
+    request = urllib.request.Request(base + path, headers={**(headers or {})})
+    if host is not None:
+        request.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
