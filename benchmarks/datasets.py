@@ -24,7 +24,7 @@ import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: home.SiteSettings / plain.Branding tables
 PAGES = [
     {
         "title": "What we do",

@@ -41,6 +41,7 @@ class Variant:
             CACHE_URL="locmemcache://",
             DEBUG="false",
             LOG_LEVEL="WARNING",
+            TENANCY_SCHEMA_POOL_SIZE="0",  # no spare-schema refills in the background
             PYTHONPATH=str(ROOT),
         )
         env.update(self.env)

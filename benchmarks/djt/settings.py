@@ -33,6 +33,14 @@ TENANT_DOMAIN_MODEL = "djt.Domain"
 MIDDLEWARE = ["django_tenants.middleware.main.TenantMainMiddleware", *_PLAIN_MIDDLEWARE]
 ROOT_URLCONF = "benchmarks.djt.urls"
 
+# Cache keys per schema, as django-tenants documents (the branding is cached per tenant).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+    }
+}
+
 DATABASES = deepcopy(_PLAIN_DATABASES)
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]

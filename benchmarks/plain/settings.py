@@ -27,6 +27,10 @@ ROOT_URLCONF = "benchmarks.plain.urls"
 
 TEMPLATES = deepcopy(product.TEMPLATES)
 TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "home" / "templates"]
+TEMPLATES[0]["OPTIONS"]["context_processors"] = [
+    "benchmarks.plain.context_processors.site" if p == "home.context_processors.site" else p
+    for p in TEMPLATES[0]["OPTIONS"]["context_processors"]
+]
 
 DATABASES = deepcopy(product.DATABASES)
 DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
@@ -44,4 +48,8 @@ TIME_ZONE = product.TIME_ZONE
 USE_I18N = product.USE_I18N
 USE_TZ = product.USE_TZ
 STATIC_URL = product.STATIC_URL
+STATIC_ROOT = product.STATIC_ROOT
+STORAGES = product.STORAGES
+WHITENOISE_USE_FINDERS = product.WHITENOISE_USE_FINDERS
+WHITENOISE_AUTOREFRESH = product.WHITENOISE_AUTOREFRESH
 LOGGING = product.LOGGING

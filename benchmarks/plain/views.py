@@ -4,8 +4,9 @@ from django.shortcuts import get_object_or_404, render
 
 from benchmarks.plain.models import Page
 
-# The shared template names the site as ``request.tenant.name``; a plain site has one name.
-SITE = SimpleNamespace(name="Plain Site 0")
+# The shared templates name the site as ``request.tenant.name`` and ask whether it is the
+# platform's own (``is_default``); a plain site has one name and is not.
+SITE = SimpleNamespace(name="Plain Site 0", is_default=False)
 
 
 def index(request):
