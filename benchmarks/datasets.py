@@ -24,7 +24,7 @@ import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-DATASET_VERSION = 2  # 2: home.SiteSettings / plain.Branding tables
+DATASET_VERSION = 3  # 2: SiteSettings / Branding tables; 3: tenant column without FK constraint
 PAGES = [
     {
         "title": "What we do",
