@@ -186,6 +186,9 @@ CACHES = {
 if _cache_url.startswith("locmemcache"):
     CACHES["default"]["LOCATION"] = "app"
     CACHES["tenancy"]["LOCATION"] = "tenancy"
+    # Entries are per tenant (branding): Django's default of 300 made every request a miss and a
+    # cull beyond 300 tenants (benchmarks/home_page.py). About 1 KB each.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
 
 # --- Sessions and auth -------------------------------------------------------------------------
 SESSION_ENGINE = "tenants.sessions"  # database sessions bound to the tenant they were made on

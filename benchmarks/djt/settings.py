@@ -38,6 +38,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
     }
 }
 

@@ -37,7 +37,12 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "tenants.backends.postgresql", "django.db.backends.postgresql"
 )
 DEFAULT_AUTO_FIELD = product.DEFAULT_AUTO_FIELD
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {  # the product's local cache size, without its tenant key function
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
+    }
+}
 
 SESSION_COOKIE_SECURE = product.SESSION_COOKIE_SECURE
 CSRF_COOKIE_SECURE = product.CSRF_COOKIE_SECURE
