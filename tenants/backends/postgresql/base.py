@@ -27,13 +27,13 @@ Cost and memory, both measured in benchmarks/:
   almost always), the ``SET`` is the health check, so switching tenants costs no extra round
   trip.
 * A PostgreSQL server process caches catalog entries for every schema it touches and never
-  gives them back: one that served 1,000 tenant schemas holds about 26 MB of its own memory
-  (over 150 MB RSS counting the shared buffers it mapped), and it keeps growing with more
-  tenants. Once a connection has set more than ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct
-  schemas it is closed at the end of the request (where Django applies ``CONN_MAX_AGE``) and
-  the next request opens a fresh one. 0 turns this off. The price: a fresh connection loads
-  each schema's catalog entries again, so a worker whose traffic spans more tenants than the
-  ceiling pays that on most requests.
+  gives them back: one that served 1,000 tenants' home pages holds about 40 MB of its own
+  memory (over 200 MB RSS counting the shared buffers it mapped; benchmarks/schema_memory.py),
+  and it keeps growing with more tenants. Once a connection has set more than
+  ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct schemas it is closed at the end of the request
+  (where Django applies ``CONN_MAX_AGE``) and the next request opens a fresh one; 0 turns this
+  off. The price: a fresh connection loads each schema's catalog entries again, so a worker
+  whose traffic spans more tenants than the ceiling pays that on most requests.
 """
 
 import psycopg
