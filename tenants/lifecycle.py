@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from psycopg import sql
 
 from tenants.context import no_tenant, scopes_disabled, tenant_context
@@ -124,11 +125,11 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
     problem = slug_problem(new_slug)
     if problem:
         raise OperationError(f"{new_slug!r}: {problem}")
-    if new_slug in reserved_slugs():
-        raise OperationError(f"{new_slug!r} is a reserved name.")
     with no_tenant():
         if Tenant.objects.filter(slug=new_slug).exclude(pk=tenant.pk).exists():
             raise OperationError(f"Another tenant already has the slug {new_slug!r}.")
+        if new_slug in reserved_slugs():
+            raise OperationError(f"{new_slug!r} is a reserved name.")
         changes = [f"slug {old_slug} -> {new_slug}"]
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         tenant.slug = new_slug
@@ -163,24 +164,63 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
 
 @transaction.atomic
 def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
-    """Delete the tenant, its domains and (row mode) its rows; in schema mode drop its schema
-    only when asked to. Returns what was done."""
+    """Delete the tenant, its domains and (row mode) its rows. In schema mode its schema is
+    dropped, or with ``drop_schema=False`` kept under an archive name (its links to the
+    tenant table cut, so the name is free for a new tenant). Returns what was done."""
     if tenant.is_default:
         raise OperationError("The default tenant is the platform's own site; it cannot go.")
     done = []
     schema = tenant.schema_name
+    if schema_mode() and schema_exists(schema):
+        if drop_schema:
+            _execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            done.append(f"dropped schema {schema} and its data")
+        else:
+            archive = archive_schema(schema)
+            done.append(
+                f"kept its data in schema {archive} (DROP SCHEMA {archive} CASCADE to free it)"
+            )
     with no_tenant(), scopes_disabled():
         domains = list(tenant.domains.values_list("domain", flat=True))
         Tenant.objects.filter(pk=tenant.pk).delete()
-    done.append(f"deleted tenant {tenant.slug} and its domains ({', '.join(domains) or 'none'})")
-    if schema_mode():
-        if drop_schema and schema_exists(schema):
-            with connection.cursor() as cursor:
-                cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-            done.append(f"dropped schema {schema}")
-        elif schema_exists(schema):
-            done.append(f"kept schema {schema} (its data is still there)")
+    names = ", ".join(domains) or "none"
+    done.insert(0, f"deleted tenant {tenant.slug} and its domains ({names})")
     return done
+
+
+def archive_schema(schema: str) -> str:
+    """Rename a deleted tenant's schema out of the way and drop its foreign keys to public.
+
+    Slugs never contain "--", so no tenant's schema name contains "__": the archive name
+    cannot collide with a future tenant's schema.
+    """
+    stamp = timezone.now().strftime("%Y%m%d%H%M%S")
+    archive = f"{schema[: 63 - len(stamp) - 10]}__deleted_{stamp}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.relname, c.conname FROM pg_constraint c "
+            "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+            "JOIN pg_class f ON f.oid = c.confrelid "
+            "WHERE c.contype = 'f' AND n.nspname = %s AND f.relnamespace <> n.oid",
+            [schema],
+        )
+        for table, constraint in cursor.fetchall():
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(schema, table), sql.Identifier(constraint)
+                )
+            )
+        cursor.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(schema), sql.Identifier(archive)
+            )
+        )
+    return archive
+
+
+def _execute(statement) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
 
 
 # --- Domains -------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Command(BaseCommand):
         console = console_for(self.stdout)
         started = time.perf_counter()
         try:
+            upgrade.Source(source).close()  # a bad source is reported before the target is touched
             if not dry_run:
                 call_command("ensure_database", verbosity=verbosity)
                 if fleet.public_needs_migrating():
