@@ -1,8 +1,9 @@
 """What a schema is, read from PostgreSQL's catalog, comparable across schemas.
 
 Tests compare a schema migrated by the fleet with one migrated by Django's own executor: the
-same tables, columns, defaults, constraints, indexes and sequences, and the same rows in the
-tables migrations fill (django_migrations, content types, permissions).
+same tables, columns (in the same order; dropped columns' gaps aside), defaults, constraints,
+indexes and sequences, and the same rows in the tables migrations fill (django_migrations,
+content types, permissions).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import psycopg
 
 CATALOG_QUERIES = {
     "columns": """
-        SELECT table_name, column_name, ordinal_position, data_type, character_maximum_length,
+        SELECT table_name, column_name,
+               row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position),
+               data_type, character_maximum_length,
                numeric_precision, is_nullable, column_default, is_identity, identity_generation
         FROM information_schema.columns WHERE table_schema = %(schema)s
         ORDER BY table_name, ordinal_position""",

@@ -17,7 +17,7 @@ from django.db import connection
 from tests.catalog import differences, snapshot
 from tests.servers import REPO
 
-pytestmark = pytest.mark.schema_only
+pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
 TENANTS = 6
 
@@ -62,8 +62,12 @@ def manage(url, stage, *args, check=False):
 
 
 def query(url, sql, params=None):
+    """Rows of the last statement of ``sql`` (several statements allowed without params)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
+        cursor = conn.execute(sql, params)
+        while cursor.nextset():
+            pass
+        return cursor.fetchall() if cursor.description else []
 
 
 def applied(url, schema, app="migrate_bench_app"):

@@ -8,7 +8,6 @@ session get nothing.
 """
 
 import hashlib
-import http.cookiejar
 import os
 import re
 import signal
@@ -26,7 +25,7 @@ from django.db import connection
 
 from tests.servers import REPO, _wait_until_up
 
-pytestmark = pytest.mark.schema_only
+pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
 PASSWORD = "bench pass 123"
 EXTRAS = f"""
@@ -117,7 +116,7 @@ def upgraded(source):
     before = sha256(source)
     dry = manage(
         "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", "--dry-run", database_url=url
-    )  # noqa: E501
+    )
     assert "Dry run: nothing was written" in dry.stdout
     assert "sessions are not copied" in dry.stdout
     with psycopg.connect(server_url("postgres")) as admin:
@@ -130,8 +129,12 @@ def upgraded(source):
 
 
 def rows(url, sql, params=None):
+    """Rows of the last statement of ``sql`` (several statements allowed without params)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
+        cursor = conn.execute(sql, params)
+        while cursor.nextset():
+            pass
+        return cursor.fetchall() if cursor.description else []
 
 
 def source_rows(path, sql):
@@ -180,7 +183,7 @@ def test_users_go_where_they_belong(upgraded, source):
         "bench-00001-member2",
         "bench-00001-member3",
         "two-sites",
-    }  # noqa: E501
+    }
     assert all(b1[name] == src[name] for name in b1)  # ids kept
     b2 = dict(rows(url, "SELECT username, id FROM bench_00002.auth_user"))
     assert "two-sites" in b2 and "bench-00001-member1" not in b2
@@ -214,7 +217,7 @@ def test_content_types_and_permissions_are_mapped(upgraded):
     assert (
         rows(url, "SELECT id, app_label, model FROM bench_00002.django_content_type ORDER BY id")
         == public_cts
-    )  # noqa: E501
+    )
     perms = rows(
         url,
         "SELECT p.codename FROM bench_00002.auth_user_user_permissions up "
@@ -247,10 +250,8 @@ def test_rerun_writes_nothing_and_verifies_again(upgraded, source):
 
 def test_a_changed_target_fails_verification_loudly(upgraded, source):
     url, _ = upgraded
-    rows(
-        url,
-        "UPDATE bench_00009.home_pagecontent SET title = 'tampered' WHERE id = (SELECT min(id) FROM bench_00009.home_pagecontent)",
-    )  # noqa: E501
+    first = "(SELECT min(id) FROM bench_00009.home_pagecontent)"
+    rows(url, f"UPDATE bench_00009.home_pagecontent SET title = 'tampered' WHERE id = {first}")
     try:
         done = manage(
             "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url,
@@ -271,7 +272,7 @@ def test_a_changed_target_fails_verification_loudly(upgraded, source):
             url,
             "UPDATE bench_00009.home_pagecontent SET title = %s WHERE title = 'tampered'",
             [original],
-        )  # noqa: E501
+        )
 
 
 def test_bad_sources_are_clear_errors(tmp_path):
@@ -321,7 +322,7 @@ def test_interrupted_upgrade_resumes(source):
         )
         env = {**os.environ, "TENANCY_MODE": "schema", "DATABASE_URL": url}
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "upgrade_to_schema_mode", "--source", f"sqlite:///{source}"],  # noqa: E501
+            [sys.executable, "manage.py", "upgrade_to_schema_mode", "--source", f"sqlite:///{source}"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 120
@@ -329,7 +330,8 @@ def test_interrupted_upgrade_resumes(source):
             waiting = rows(
                 url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"public\".\"tenancy_upgrade\"%%'",  # noqa: E501
+                "AND wait_event_type = 'Lock' "
+                'AND query LIKE \'INSERT INTO "public"."tenancy_upgrade"%%\'',
             )[0][0]
             if waiting or process.poll() is not None:
                 break
@@ -345,10 +347,10 @@ def test_interrupted_upgrade_resumes(source):
         assert len(done) == 51 and "bench_00049" in done and "bench_00050" not in done
         assert rows(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bench_00050'") == [
             (0,)
-        ]  # noqa: E501
+        ]
         resumed = manage(
             "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url
-        )  # noqa: E501
+        )
         assert "(51 done before)" in resumed.stdout
         assert "Upgraded and verified: 105 schemas" in resumed.stdout
     finally:
@@ -387,36 +389,39 @@ def serving(url):
 
 
 class Browser:
-    """One browser: its own cookies, any Host header."""
+    """One browser: cookies kept per host, as a browser keeps them."""
 
     def __init__(self, base):
         self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
-        )
+        self.cookies: dict[str, dict[str, str]] = {}
+        self.opener = urllib.request.build_opener(_NoRedirect())
 
     def request(self, host, path, data=None):
         body = urllib.parse.urlencode(data).encode() if data is not None else None
-        request = urllib.request.Request(self.base + path, data=body, headers={"Host": host})
+        jar = self.cookies.setdefault(host, {})
+        headers = {"Host": host}
+        if jar:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        request = urllib.request.Request(self.base + path, data=body, headers=headers)
         try:
-            with self.opener.open(request, timeout=10) as response:
-                return response.status, response.read().decode(), response.headers
+            response = self.opener.open(request, timeout=10)
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(), error.headers
+            response = error
+        with response:
+            for cookie in response.headers.get_all("Set-Cookie") or []:
+                name, value = cookie.split(";", 1)[0].split("=", 1)
+                if "expires=Thu, 01 Jan 1970" in cookie or value in ("", '""'):
+                    jar.pop(name, None)
+                else:
+                    jar[name] = value
+            return response.status, response.read().decode(), response.headers
 
     def login(self, host, username, password=PASSWORD):
         _, page, _ = self.request(host, "/admin/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"username": username, "password": password, "next": "/admin/"}
         status, _, headers = self.request(
-            host,
-            "/admin/login/",
-            {
-                "username": username,
-                "password": password,
-                "csrfmiddlewaretoken": token,
-                "next": "/admin/",
-            },  # noqa: E501
+            host, "/admin/login/", {**form, "csrfmiddlewaretoken": token}
         )
         return status == 302 and headers.get("Location") == "/admin/"
 
@@ -448,6 +453,8 @@ def test_isolation_over_http_in_the_upgraded_site(upgraded):
         assert not Browser(base).login("bench-00002.localhost", "bench-00001-member1")
         assert not Browser(base).login("localhost", "bench-00001-member1")  # not a platform user
         # The signed-in session cookie carried to another tenant's host is no session there.
+        stolen = member.cookies["bench-00001.localhost"]["sessionid"]
+        member.cookies["bench-00002.localhost"] = {"sessionid": stolen}
         status, _, headers = member.request("bench-00002.localhost", "/admin/")
         assert status == 302 and "/admin/login/" in headers["Location"]
         status, body, _ = member.request("bench-00001.localhost", "/admin/home/pagecontent/")
