@@ -73,6 +73,7 @@ class FleetProgress:
                 MofNCompleteColumn(),
                 _FailedColumn(),
                 _RateColumn(),
+                TextColumn("elapsed"),
                 TimeElapsedColumn(),
                 TextColumn("left"),
                 TimeRemainingColumn(),
@@ -126,6 +127,7 @@ def print_table(console: Console, title: str, headers: list[str], rows: list[lis
         box=box.ROUNDED if console.is_terminal else box.SIMPLE,
         title_justify="left",
         show_lines=False,
+        show_header=any(headers),
     )
     for header in headers:
         table.add_column(header, overflow="fold")
