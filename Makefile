@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+WORKERS ?= 1
 export TENANCY_MODE ?= row
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run serve test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,16 @@ run: install
 	$(PY) manage.py migrate
 	$(PY) manage.py seed_demo_tenants
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+## The same site on the production server: static files collected, gunicorn + WhiteNoise.
+## More than one worker needs a shared cache (CACHE_URL=redis://...), see README.
+serve: install
+	$(PY) manage.py ensure_database
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo_tenants
+	STATIC_COLLECTED=1 $(PY) manage.py collectstatic --no-input -v0
+	STATIC_COLLECTED=1 $(VENV)/bin/gunicorn config.wsgi --bind 0.0.0.0:$(PORT) \
+	  --workers $(WORKERS) --threads 4 --access-logfile -
 
 ## Set up and run the whole test suite, in row mode (SQLite) and schema mode (PostgreSQL)
 test: install
@@ -38,4 +49,4 @@ bench: install
 	scripts/bench
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 artifacts
+	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 artifacts staticfiles

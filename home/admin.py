@@ -1,6 +1,11 @@
+from django import forms
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import reverse
 
-from home.models import PageContent
+from accounts.access import current_membership, is_platform_site
+from accounts.models import Membership
+from home.models import PageContent, SiteSettings
 
 
 @admin.register(PageContent)
@@ -9,3 +14,54 @@ class PageContentAdmin(admin.ModelAdmin):
     list_editable = ["ordering", "published"]
     list_filter = ["published"]
     search_fields = ["title", "body"]
+
+
+class SiteSettingsForm(forms.ModelForm):
+    logo_url = forms.URLField(
+        label="Logo URL",
+        required=False,
+        assume_scheme="https",
+        help_text=SiteSettings._meta.get_field("logo_url").help_text,
+    )
+
+    class Meta:
+        model = SiteSettings
+        fields = ["site_name", "tagline", "brand_colour", "logo_url"]
+        widgets = {"brand_colour": forms.TextInput(attrs={"type": "color"})}
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    """The site's branding: one object per tenant, changed by its owner (not by editors)."""
+
+    form = SiteSettingsForm
+
+    def changelist_view(self, request, extra_context=None):
+        # There is at most one object: go straight to it (or to the form that creates it).
+        existing = SiteSettings.objects.first()
+        if existing is not None:
+            return redirect(reverse("admin:home_sitesettings_change", args=[existing.pk]))
+        if self.has_add_permission(request):
+            return redirect(reverse("admin:home_sitesettings_add"))
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return (
+            super().has_add_permission(request)
+            and _may_brand(request)
+            and not SiteSettings.objects.exists()
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and _may_brand(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and _may_brand(request)
+
+
+def _may_brand(request) -> bool:
+    """Platform staff on the platform site; on a tenant's site, its owners."""
+    if is_platform_site():
+        return True
+    membership = current_membership(request.user)
+    return membership is not None and membership.role == Membership.Role.OWNER

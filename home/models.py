@@ -1,7 +1,18 @@
-from django.db import models
+import re
+
+from django.core.cache import cache
+from django.core.validators import RegexValidator
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.urls import reverse
 
-from tenants.models import TenantOwnedModel
+from home.colours import contrast_ratio, readable_on
+from tenants.context import current_tenant, tenant_context
+from tenants.models import Tenant, TenantOwnedModel
+
+DEFAULT_BRAND_COLOUR = "#1f5fbf"
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 class PageContent(TenantOwnedModel):
@@ -23,3 +34,100 @@ class PageContent(TenantOwnedModel):
 
     def get_absolute_url(self):
         return reverse("home:page", args=[self.pk])
+
+
+class SiteSettings(TenantOwnedModel):
+    """A tenant's branding, edited by its owner in the tenant's own admin.
+
+    One row per tenant at most; a tenant without one shows the defaults (its name, the default
+    colour). It is tenant-owned data like the pages, so in schema mode it lives in the tenant's
+    schema, which is all a tenant host's ``search_path`` sees.
+    """
+
+    CACHE_KEY = "home:branding"  # the cache's key function adds the tenant (tenants.cache)
+    CACHE_SECONDS = 300
+
+    site_name = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Shown in the header and titles. Empty: the tenant's name.",
+    )
+    tagline = models.CharField(max_length=200, blank=True)
+    brand_colour = models.CharField(
+        "brand colour",
+        max_length=7,
+        default=DEFAULT_BRAND_COLOUR,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}\Z", "Enter a colour as #rrggbb.")],
+        help_text="Header and button colour. Text on it is black or white, whichever reads better.",
+    )
+    logo_url = models.URLField(
+        "logo URL", blank=True, help_text="An image shown beside the site name (https://…)."
+    )
+
+    class Meta:
+        verbose_name = "site settings"
+        verbose_name_plural = "site settings"
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="home_one_sitesettings")]
+
+    def __str__(self):
+        return "Site settings"
+
+    def save(self, *args, **kwargs):
+        self.brand_colour = self.brand_colour.lower()
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> "SiteSettings":
+        """The current tenant's settings (cached per tenant), or unsaved defaults if none."""
+        settings = cache.get(cls.CACHE_KEY)
+        if settings is None:
+            settings = cls.objects.first() or cls()
+            cache.set(cls.CACHE_KEY, settings, cls.CACHE_SECONDS)
+        return settings
+
+    # --- What templates use ----------------------------------------------------------------
+
+    @property
+    def display_name(self) -> str:
+        if self.site_name:
+            return self.site_name
+        tenant = current_tenant()
+        return tenant.name if tenant is not None else ""
+
+    @property
+    def colour(self) -> str:
+        """The brand colour, or the default if the stored value is not ``#rrggbb`` (it goes into
+        a stylesheet, so nothing else may pass)."""
+        return (
+            self.brand_colour
+            if _HEX_COLOUR.fullmatch(self.brand_colour or "")
+            else DEFAULT_BRAND_COLOUR
+        )
+
+    @property
+    def text_colour(self) -> str:
+        """Black or white, whichever contrasts more with the brand colour."""
+        return readable_on(self.colour)
+
+    @property
+    def link_colour(self) -> str:
+        """The brand colour for links on white if it is readable there (WCAG AA), else ink."""
+        colour = self.colour
+        return colour if contrast_ratio(colour, "#ffffff") >= 4.5 else "#1f2933"
+
+
+@receiver([post_save, post_delete], sender=SiteSettings)
+def forget_cached_branding(sender, instance, **kwargs):
+    """Drop the row's tenant's cached branding, now and again once the change is committed."""
+    tenant = current_tenant()
+    if tenant is None or tenant.pk != instance.tenant_id:  # platform code, tenant given by hand
+        tenant = Tenant.objects.filter(pk=instance.tenant_id).first()
+        if tenant is None:  # the tenant itself is being deleted: nothing will read its cache
+            return
+
+    def forget():
+        with tenant_context(tenant):
+            cache.delete(SiteSettings.CACHE_KEY)
+
+    forget()
+    transaction.on_commit(forget)

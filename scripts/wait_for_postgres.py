@@ -1,4 +1,8 @@
-"""Fail fast, and say how to fix it, when the PostgreSQL the schema-mode tests need is down."""
+"""Fail fast, and say how to fix it, when the PostgreSQL the tests need is down.
+
+Also ends sessions left connected to the *test* database (test_<name>) by an interrupted run,
+which would otherwise stop pytest-django from recreating it.
+"""
 
 import sys
 import time
@@ -6,11 +10,16 @@ import time
 import psycopg
 
 URL = sys.argv[1]
+SERVER, NAME = URL.rsplit("/", 1)
 DEADLINE = time.monotonic() + 30
 
 while True:
     try:
-        with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", connect_timeout=3):
+        with psycopg.connect(SERVER + "/postgres", connect_timeout=3, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [f"test_{NAME}"],
+            )
             break
     except psycopg.OperationalError as error:
         if time.monotonic() > DEADLINE:

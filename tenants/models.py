@@ -13,6 +13,27 @@ from tenants.normalize import normalize_host
 from tenants.validators import SLUG_MAX_LENGTH, TenantSlugValidator
 
 
+class PlatformTableManager(models.Manager):
+    """Base manager of platform tables, which live in the public schema in schema mode.
+
+    From inside a tenant's schema those tables are out of sight (its search_path is its own
+    schema only), and nothing there can point at them: a tenant-schema user owns no tenant.
+    So related lookups made from there (Django's delete collector looking for the tenants a
+    user owns) find nothing instead of failing on a missing table.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        tenant = current_tenant()
+        if (
+            settings.TENANCY_MODE == "schema"
+            and tenant is not None
+            and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME
+        ):
+            return queryset.none()
+        return queryset
+
+
 class Tenant(TenantMixin):
     """A customer site. ``schema_name`` (from django-tenants) is only used in schema mode."""
 
@@ -37,9 +58,13 @@ class Tenant(TenantMixin):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = models.Manager()
+    in_current_schema = PlatformTableManager()
+
     class Meta:
         db_table = "tenants_tenant"
         ordering = ["name"]
+        base_manager_name = "in_current_schema"
 
     def __str__(self):
         return self.name

@@ -199,3 +199,14 @@ def test_content_type_ids_agree_across_schemas(tenants):
     assert ("home", "pagecontent") in {(app, model) for _, app, model in public}
     for slug in ["acme", "jcw-site", "techinnov", "global"]:
         assert content_types(tenants[slug]) == public, slug
+
+
+def test_deleting_a_tenant_schema_user_does_not_reach_for_public_tables(tenants):
+    from django.contrib.auth import get_user_model
+
+    from tests.helpers import make_member
+
+    user = make_member(tenants["acme"], "leaving")
+    with tenant_context(tenants["acme"]):
+        user.delete()  # the collector asks which tenants the user owns: none, from here
+        assert not get_user_model().objects.filter(username="leaving").exists()
