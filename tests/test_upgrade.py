@@ -297,6 +297,32 @@ def test_bad_sources_are_clear_errors(tmp_path):
         assert not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
 
 
+def test_upgrade_from_a_postgresql_row_mode_source():
+    base = connection.settings_dict["NAME"]
+    source, target = server_url(f"{base}_rowsource"), server_url(f"{base}_upgrade_pg")
+    for name in (f"{base}_rowsource", f"{base}_upgrade_pg"):
+        drop_database(name)
+    try:
+        manage("ensure_database", mode="row", database_url=source)
+        manage("migrate", "-v0", mode="row", database_url=source)
+        manage("seed_demo_tenants", mode="row", database_url=source)
+        manage(
+            "create_bench_tenants", "5", "--pages", "4", "--members", "2",
+            mode="row", database_url=source,
+        )  # fmt: skip
+        snapshot = "SELECT id, title, tenant_id, updated_at FROM home_pagecontent ORDER BY id"
+        before = rows(source, snapshot)
+        done = manage("upgrade_to_schema_mode", "--source", source, database_url=target)
+        assert "Upgraded and verified: 10 schemas" in done.stdout
+        assert rows(source, snapshot) == before
+        assert rows(source, "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'") == [(0,)]
+        pages = rows(target, "SELECT title FROM bench_00003.home_pagecontent ORDER BY id")
+        assert [t for (t,) in pages] == [f"Bench tenant 00003: page {n}" for n in range(1, 5)]
+    finally:
+        for name in (f"{base}_rowsource", f"{base}_upgrade_pg"):
+            drop_database(name)
+
+
 # --- Interrupted and resumed ----------------------------------------------------------------------
 
 
@@ -360,15 +386,17 @@ def test_interrupted_upgrade_resumes(source):
 # --- Isolation in the upgraded site, over HTTP -------------------------------------------------
 
 
-def _free_port(start=8500, stop=8600):
-    for port in range(start, stop):
+def _free_port():
+    """A free port of TEST_SERVER_PORTS (the range the tests' servers may use)."""
+    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
+    for port in range(low, high + 1):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 8500-8599")
+    raise RuntimeError(f"no free port in TEST_SERVER_PORTS ({low}-{high})")
 
 
 @contextmanager

@@ -71,7 +71,7 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(lifecycle.validation_message(error)) from error
         except DatabaseError as error:
-            raise CommandError(f"The database refused: {error}".strip()) from error
+            raise CommandError(f"Database error: {error}".strip()) from error
 
     def do_list(self, *, tenant, as_json, **_):
         domains = Domain.objects.select_related("tenant").order_by("tenant__slug", "domain")

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -223,8 +224,16 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         except ValidationError as error:
             raise CommandError(lifecycle.validation_message(error)) from error
-        except (IntegrityError, DatabaseError) as error:
-            raise CommandError(f"The database refused: {error}".strip()) from error
+        except (IntegrityError, DatabaseError, psycopg.Error) as error:
+            raise CommandError(f"Database error: {error}".strip()) from error
+        except fleet.FleetError as error:
+            raise CommandError(str(error)) from error
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Interrupted. Whatever finished is complete (one transaction per tenant); "
+                "rerun to do the rest.",
+                returncode=130,
+            ) from None
 
     # --- create / list / show ------------------------------------------------------------------
 
