@@ -29,9 +29,18 @@ def connection_url_params(alias: str = "default") -> dict:
     return {k: params.get(k) for k in ("host", "port", "user", "password", "dbname")}
 
 
-def in_schema(schema: str, statements: str, lock_timeout: str | None = None) -> str:
-    """``statements`` as one transaction whose unqualified names resolve in ``schema`` only."""
+def in_schema(
+    schema: str, statements: str, lock_timeout: str | None = None, wait_for_disk: bool = True
+) -> str:
+    """``statements`` as one transaction whose unqualified names resolve in ``schema`` only.
+
+    ``wait_for_disk=False`` commits without waiting for the WAL flush (synchronous_commit off):
+    a crash of the server may then lose the last transactions, whole; the caller makes one
+    synchronous commit at the end, which flushes all of them.
+    """
     head = sql.SQL("BEGIN;\nSET LOCAL search_path TO {};\n").format(sql.Identifier(schema))
+    if not wait_for_disk:
+        head += sql.SQL("SET LOCAL synchronous_commit = off;\n")
     if lock_timeout:
         head += sql.SQL("SET LOCAL lock_timeout = {};\n").format(sql.Literal(lock_timeout))
     return head.as_string() + statements + "\nCOMMIT;"

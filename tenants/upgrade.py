@@ -384,7 +384,6 @@ def make_plan(source: Source, target_ids: TargetIds) -> Plan:
     # Admin log entries go where their object lives.
     src_cts, src_perms = _source_natural_keys(source)
     log_t = T[LogEntry._meta.db_table]
-    log_schemas: dict[int, str] = {}
     members = defaultdict(set)  # user id -> schemas it is a member of
     for schema, user_ids in users_of.items():
         for user_id in user_ids:
@@ -409,7 +408,6 @@ def make_plan(source: Source, target_ids: TargetIds) -> Plan:
             mapped[ct_col] = target_ids.content_types.get(natural)
             unmapped_cts += mapped[ct_col] is None
         rows[schema][log_t.name].append(tuple(mapped))
-        log_schemas[entry["id"]] = schema
         users_of[schema].add(entry["user_id"])
     if unmapped_cts:
         plan.notes.append(
@@ -434,41 +432,37 @@ def make_plan(source: Source, target_ids: TargetIds) -> Plan:
         )
         if platform:
             users_of[PUBLIC].add(user_id)
+    user_by_id = {row[uid]: row for row in data[user_t.name]}
     for schema, user_ids in users_of.items():
-        rows[schema][user_t.name] = [r for r in data[user_t.name] if r[uid] in user_ids]
+        rows[schema][user_t.name] = [user_by_id[i] for i in sorted(user_ids) if i in user_by_id]
 
     # Groups and permissions, mapped to the target's permission ids.
-    perm_ids = {}
-    unmapped_perms = 0
-    for source_id, (natural_ct, codename) in src_perms.items():
-        perm_ids[source_id] = target_ids.permissions.get((natural_ct, codename))
+    perm_ids = {
+        source_id: target_ids.permissions.get((natural_ct, codename))
+        for source_id, (natural_ct, codename) in src_perms.items()
+    }
     ug_t = T[User.groups.through._meta.db_table]
     up_t = T[User.user_permissions.through._meta.db_table]
     gp_t = T[Group.permissions.through._meta.db_table]
     group_t = T[Group._meta.db_table]
+    all_groups = {row[group_t.index("id")] for row in data[group_t.name]}
+    groups_of_user = _by_column(data[ug_t.name], ug_t.index("user_id"))
+    grants = {
+        through.name: _by_column(_mapped_grants(data[through.name], through, perm_ids), column)
+        for through, column in ((up_t, up_t.index("user_id")), (gp_t, gp_t.index("group_id")))
+    }
+    unmapped_perms = sum(
+        len(data[t.name]) - sum(len(v) for v in grants[t.name].values()) for t in (up_t, gp_t)
+    )
     for schema, user_ids in users_of.items():
-        user_groups = [r for r in data[ug_t.name] if r[ug_t.index("user_id")] in user_ids]
+        user_groups = _pick(groups_of_user, user_ids)
         group_ids = {r[ug_t.index("group_id")] for r in user_groups}
         if schema == PUBLIC:
-            group_ids = {r[0] for r in data[group_t.name]}  # every group lives in public
+            group_ids = all_groups  # every group lives in public
         rows[schema][ug_t.name] = user_groups
         rows[schema][group_t.name] = [r for r in data[group_t.name] if r[0] in group_ids]
-        for through, owner_col, owner_ids in (
-            (up_t, "user_id", user_ids),
-            (gp_t, "group_id", group_ids),
-        ):
-            kept = []
-            for r in data[through.name]:
-                if r[through.index(owner_col)] not in owner_ids:
-                    continue
-                mapped = list(r)
-                col = through.index("permission_id")
-                mapped[col] = perm_ids.get(r[col])
-                if mapped[col] is None:
-                    unmapped_perms += 1
-                    continue
-                kept.append(tuple(mapped))
-            rows[schema][through.name] = kept
+        rows[schema][up_t.name] = _pick(grants[up_t.name], user_ids)
+        rows[schema][gp_t.name] = _pick(grants[gp_t.name], group_ids)
     if unmapped_perms:
         plan.notes.append(
             f"{unmapped_perms} permission grants name a permission that no longer exists; "
@@ -489,6 +483,29 @@ def make_plan(source: Source, target_ids: TargetIds) -> Plan:
             raise UpgradeError(f"Rows of {', '.join(stray)} would land in tenant schema {schema}.")
         plan.rows[schema] = {n: list(by_table.get(n, [])) for n in names}
     return plan
+
+
+def _by_column(rows: list[tuple], column: int) -> dict:
+    grouped = defaultdict(list)
+    for row in rows:
+        grouped[row[column]].append(row)
+    return grouped
+
+
+def _pick(grouped: dict, keys) -> list[tuple]:
+    """The rows of ``keys``, in primary key (first column) order."""
+    return sorted((row for key in keys for row in grouped.get(key, ())), key=lambda r: r[0])
+
+
+def _mapped_grants(rows: list[tuple], through: Table, perm_ids: dict) -> list[tuple]:
+    """Permission grants with the target's permission ids; grants of vanished ones dropped."""
+    column = through.index("permission_id")
+    mapped = []
+    for row in rows:
+        target = perm_ids.get(row[column])
+        if target is not None:
+            mapped.append(row[:column] + (target,) + row[column + 1 :])
+    return mapped
 
 
 def _is_tenant_owned(natural) -> bool:
