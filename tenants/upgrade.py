@@ -27,9 +27,11 @@ import decimal
 import hashlib
 import json
 import sqlite3
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -802,28 +804,75 @@ class Upgrade:
                 )
         return self.plan
 
-    def write(self, on_schema: Callable[[str, Exception | None], None] | None = None):
-        """Write every schema not written yet, each in one transaction."""
+    def write(
+        self,
+        on_schema: Callable[[str, Exception | None], None] | None = None,
+        *,
+        jobs: int = 2,
+    ) -> list[str]:
+        """Write every schema not written yet, each in one transaction: public first (the
+        tenant rows that the other schemas point at), then the tenants, ``jobs`` at a time.
+
+        On a failure or Ctrl-C no new schema is started, the ones being written are finished
+        or rolled back, and the error is raised; a rerun does what is left.
+        """
         from tenants import schema_clone
 
         ensure_marker_table(self.conn)
-        tenant_schemas = [s for s in self.todo if s != PUBLIC]
-        blueprint = schema_clone.build_blueprint() if tenant_schemas else None
-        written = []
-        for schema in self.todo:
-            clone = blueprint.sql_for(schema) if schema != PUBLIC else None
+        written: list[str] = []
+        lock = threading.Lock()
+
+        def write_one(conn, schema, clone):
             try:
-                write_schema(self.conn, self.plan, schema, self.tables, self.source_url, clone)
+                write_schema(conn, self.plan, schema, self.tables, self.source_url, clone)
             except psycopg.Error as error:
                 if on_schema:
                     on_schema(schema, error)
                 raise UpgradeError(
                     f"Writing schema {schema} failed: {bulk_sql.describe_error(error)}. "
-                    "Nothing of it was kept; the schemas before it are complete. Rerun to go on."
+                    "Nothing of it was kept; other schemas are complete. Rerun to go on."
                 ) from error
-            written.append(schema)
+            with lock:
+                written.append(schema)
             if on_schema:
                 on_schema(schema, None)
+
+        if PUBLIC in self.todo:
+            write_one(self.conn, PUBLIC, None)
+        tenant_schemas = [s for s in self.todo if s != PUBLIC]
+        if not tenant_schemas:
+            return written
+        blueprint = schema_clone.build_blueprint()
+        queue = list(reversed(tenant_schemas))
+        stop = threading.Event()
+        connections = [bulk_sql.connect() for _ in range(max(1, min(jobs, len(queue))))]
+
+        def worker(conn):
+            while not stop.is_set():
+                with lock:
+                    if not queue:
+                        return
+                    schema = queue.pop()
+                try:
+                    write_one(conn, schema, blueprint.sql_for(schema))
+                except BaseException:
+                    stop.set()
+                    raise
+
+        try:
+            with ThreadPoolExecutor(len(connections)) as pool:
+                futures = [pool.submit(worker, conn) for conn in connections]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    stop.set()
+                    for conn in connections:
+                        conn.cancel_safe()  # a write in progress stops and rolls back
+                    raise
+        finally:
+            for conn in connections:
+                conn.close()
         return written
 
     def verify(self) -> list[Mismatch]:

@@ -327,8 +327,8 @@ def test_upgrade_from_a_postgresql_row_mode_source():
 
 
 def test_interrupted_upgrade_resumes(source):
-    """A run stopped with Ctrl-C (SIGINT) in the middle of a schema keeps the schemas before
-    it whole and that one not at all; the same command then finishes and verifies."""
+    """A run stopped with Ctrl-C (SIGINT) while writing a schema keeps the schemas it finished
+    whole and that one not at all; the same command then finishes and verifies."""
     name = f"{connection.settings_dict['NAME']}_upgrade_resume"
     drop_database(name)
     url = server_url(name)
@@ -370,14 +370,14 @@ def test_interrupted_upgrade_resumes(source):
         assert process.returncode == 130, out + err
         assert "Interrupted" in err and "rerun the same command" in err
         done = {r[0] for r in rows(url, "SELECT schema_name FROM public.tenancy_upgrade")}
-        assert len(done) == 51 and "bench_00049" in done and "bench_00050" not in done
+        assert {"public", "acme", "bench_00001"} <= done and "bench_00050" not in done
         assert rows(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bench_00050'") == [
             (0,)
         ]
         resumed = manage(
             "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url
         )
-        assert "(51 done before)" in resumed.stdout
+        assert f"({len(done)} done before)" in resumed.stdout
         assert "Upgraded and verified: 105 schemas" in resumed.stdout
     finally:
         drop_database(name)

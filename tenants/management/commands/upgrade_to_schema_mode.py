@@ -33,12 +33,19 @@ class Command(BaseCommand):
             help="The row-mode database, e.g. sqlite:///db.sqlite3 or postgres://host/name.",
         )
         parser.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            default=fleet.default_jobs(),
+            help="Tenant schemas written at once (default: CPU count, %(default)s).",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="Report what would be copied where; write nothing.",
         )
 
-    def handle(self, *args, source, dry_run, verbosity, **options):
+    def handle(self, *args, source, dry_run, jobs, verbosity, **options):
         self.verbosity = verbosity
         if settings.TENANCY_MODE != "schema":
             raise CommandError(
@@ -46,6 +53,8 @@ class Command(BaseCommand):
                 "DATABASE_URL=postgres://.../<new database> manage.py upgrade_to_schema_mode "
                 "--source <row-mode database URL>"
             )
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1.")
         console = console_for(self.stdout)
         started = time.perf_counter()
         try:
@@ -73,7 +82,7 @@ class Command(BaseCommand):
                 )
                 progress = FleetProgress(console, len(job.todo), "schemas", verbosity=verbosity)
                 with progress:
-                    job.write(lambda s, e: progress.advance(s, e is None, str(e or "")))
+                    job.write(lambda s, e: progress.advance(s, e is None, str(e or "")), jobs=jobs)
                 mismatches = job.verify()
                 self._report(console, job, dry_run=False)
         except upgrade.UpgradeError as error:
