@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 
 from accounts.access import is_platform_site
+from accounts.forms import PlatformUserCreationForm
 from accounts.models import Membership
 
 
@@ -31,7 +32,8 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class PlatformUserAdmin(PlatformOnlyAdmin, UserAdmin):
-    pass
+    # Adding a user provisions their site (accounts.signals): refuse names that cannot name one.
+    add_form = PlatformUserCreationForm
 
 
 @admin.register(Group)

@@ -7,6 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and memberships"
     default = True
 
+    def ready(self):
+        from accounts import signals  # noqa: F401  (creating a platform user provisions a site)
+
 
 class TenantAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin with a site that only lets the current tenant's members in."""

@@ -40,6 +40,22 @@ TENANCY_URL_PORT = env("TENANCY_URL_PORT", default=None)
 # other processes. 0 checks on every request. Only used when the tenancy cache is shared.
 TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SECONDS", default=1.0)
 
+# --- Self-service sign-up and provisioning (accounts.services, tenants.services) ----------------
+# Creating a platform user (sign-up, platform admin, shell) provisions their site. Off: only the
+# sign-up pages and `manage.py provision_tenant` do.
+TENANCY_AUTO_PROVISION = env.bool("TENANCY_AUTO_PROVISION", default=True)
+# Whether superusers (createsuperuser) get a site of their own too.
+TENANCY_PROVISION_SUPERUSERS = env.bool("TENANCY_PROVISION_SUPERUSERS", default=False)
+# Site names no one may sign up with, on top of tenants.validators.BUILTIN_RESERVED_SLUGS.
+TENANCY_RESERVED_SLUGS = env.list("TENANCY_RESERVED_SLUGS", default=[])
+# Schema mode: spare tenant schemas kept ready (tenants.schema_pool); 0 turns the pool off.
+TENANCY_SCHEMA_POOL_SIZE = env.int("TENANCY_SCHEMA_POOL_SIZE", default=10)
+# "background": a process that claims a spare refills the pool in a thread; "command": only
+# `manage.py prepare_tenant_schemas` fills it (cron, deploy).
+TENANCY_SCHEMA_POOL_REFILL = env("TENANCY_SCHEMA_POOL_REFILL", default="background")
+if TENANCY_SCHEMA_POOL_REFILL not in ("background", "command"):
+    raise ImproperlyConfigured("TENANCY_SCHEMA_POOL_REFILL must be 'background' or 'command'")
+
 # Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
 # resolver accepted for the current request (tenants.hosts), so domains added at run time work
 # without "*".
@@ -127,6 +143,18 @@ if SCHEMA_MODE:
     # django-tenants' backend, extended to take the schema from the current tenant context.
     DATABASES["default"]["ENGINE"] = "tenants.backends.postgresql"
     DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+if "sqlite" in _engine:
+    # WAL: readers never wait for the writer, and a commit is not an fsync of the database file
+    # (synchronous=NORMAL: a power cut may lose the last commits, never corrupt the file).
+    # IMMEDIATE transactions take the write lock up front, so concurrent writers queue (timeout)
+    # instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
 if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
     # psycopg's connection pool (Django 5.1+); the backend re-sets search_path on every checkout.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True

@@ -8,5 +8,6 @@ urlpatterns = [
     # accounts.backends decides who may sign in where.
     path("login/", auth_views.LoginView.as_view(next_page="home:index"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="home:index"), name="logout"),
+    path("", include("accounts.urls")),
     path("", include("home.urls")),
 ]

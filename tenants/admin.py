@@ -1,7 +1,11 @@
+from django import forms
 from django.contrib import admin
 
 from accounts.admin import PlatformOnlyAdmin
 from tenants.models import Domain, Tenant
+from tenants.normalize import normalize_host
+from tenants.services import create_tenant, site_domain, slug_unavailable
+from tenants.starter import starter_pages
 
 
 class DomainInline(admin.TabularInline):
@@ -9,9 +13,42 @@ class DomainInline(admin.TabularInline):
     extra = 0
 
 
+class TenantAddForm(forms.ModelForm):
+    """Adding a tenant: the same name rules as sign-up; the service makes the rest."""
+
+    domain = forms.CharField(
+        required=False,
+        max_length=253,
+        help_text="Primary domain. Empty: <slug>.TENANT_BASE_DOMAIN.",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "owner"]
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        problem = slug_unavailable(slug)
+        if problem:
+            raise forms.ValidationError(problem)
+        return slug
+
+    def clean_domain(self):
+        raw = self.cleaned_data.get("domain", "").strip()
+        if not raw:
+            return ""
+        domain = normalize_host(raw)
+        if domain is None or ":" in raw:
+            raise forms.ValidationError("Enter a valid host name, such as shop.example.com.")
+        if Domain.objects.filter(domain=domain).exists():
+            raise forms.ValidationError(f"{domain} already serves another site.")
+        return domain
+
+
 @admin.register(Tenant)
 class TenantAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
-    """Platform staff manage tenants here; schemas are handled by tenants.services."""
+    """Platform staff manage tenants here. Adding one goes through tenants.services.create_tenant
+    (schema, domain, starter content and the owner's access, in one transaction)."""
 
     list_display = ["name", "slug", "schema_name", "is_active", "owner", "created_at"]
     list_filter = ["is_active"]
@@ -20,9 +57,39 @@ class TenantAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
     raw_id_fields = ["owner"]
     inlines = [DomainInline]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TenantAddForm
+            kwargs["fields"] = ["name", "slug", "owner", "domain"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["name", "slug", "domain", "owner"]})]
+        return super().get_fieldsets(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
     def get_readonly_fields(self, request, obj=None):
         # Slug and schema are renamed by a command that moves the schema too.
-        return [*self.readonly_fields, "slug"] if obj else self.readonly_fields
+        return [*self.readonly_fields, "slug"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        result = create_tenant(
+            name=obj.name,
+            slug=obj.slug,
+            domain=form.cleaned_data.get("domain") or site_domain(obj.slug),
+            owner=obj.owner,
+            pages=starter_pages(obj.name),
+        )
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved tenant.
+        for field in Tenant._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(result.tenant, field.attname))
+        obj._state.adding = False
+        obj._state.db = result.tenant._state.db
 
 
 @admin.register(Domain)

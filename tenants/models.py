@@ -223,8 +223,16 @@ class TenantOwnedModel(models.Model):
     ``with scopes_disabled():`` and sets ``tenant`` itself.
     """
 
+    # No database-level constraint: in schema mode it would tie every tenant schema to
+    # public.tenants_tenant (a trigger per schema on that table, and a lock on it for each new
+    # schema, serialising sign-ups). Rows get their tenant from the context, never from input,
+    # and tenants are deleted through Django (row mode) or with their schema (schema mode).
     tenant = TenantForeignKey(
-        "tenants.Tenant", on_delete=models.CASCADE, editable=False, related_name="+"
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        editable=False,
+        related_name="+",
+        db_constraint=False,
     )
 
     objects = TenantManager()

@@ -1,15 +1,49 @@
-"""Multi-step tenancy operations. Each is one transaction: it happens whole or not at all."""
+"""Multi-step tenancy operations. Each is one transaction: it happens whole or not at all.
+
+Provisioning a tenant (``create_tenant``, and ``provision_tenant_for_user`` for self-service
+sites) makes, in this order and in one transaction:
+
+1. ``schema``/``clone``: its schema with every tenant table (schema mode; see
+   ``tenants.schema_factory``: a renamed spare, or the template script);
+2. ``tenant``: the Tenant row, with its owner;
+3. ``domain``: its primary Domain;
+4. ``content``: its first pages;
+5. ``owner``: the owner's admin access on the new site: a ``Membership(role=owner)`` for the
+   shared user (row mode), or a copy of the user in the tenant's own schema (same password
+   hash: the password is hashed once, at sign-up) with that membership (schema mode).
+
+If any step fails the transaction is rolled back, and with it everything before (PostgreSQL
+rolls back DDL too): no tenant row, schema, domain, content or access remains. The schema comes
+first so that the lock its foreign keys take on ``tenants_tenant`` is taken before this
+transaction writes to that table (no deadlock between concurrent sign-ups).
+
+``provisioning_step`` is sent after each step (``step=<name>``) for monitoring and for tests
+that inject a failure at a given step.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.dispatch import Signal
 
 from tenants.context import no_tenant, tenant_context
 from tenants.models import Domain, Tenant
-from tenants.validators import schema_name_for_slug
+from tenants.starter import starter_pages
+from tenants.validators import (
+    reserved_problem,
+    schema_name_for_slug,
+    slug_for_username,
+    slug_problem,
+    username_slug_problem,
+)
+
+# Sent after each provisioning step: step ("schema", "clone", "tenant", "domain", "content",
+# "owner"), slug, and tenant (None before the "tenant" step).
+provisioning_step = Signal()
 
 
 @dataclass(frozen=True)
@@ -19,8 +53,56 @@ class Provisioned:
     message: str
 
 
+class SiteNameUnavailable(ValidationError):
+    """The site name (slug, schema or domain) is invalid, reserved or taken; nothing was made."""
+
+    def __init__(self, slug: str, reason: str):
+        super().__init__(reason, code="site_name_unavailable")
+        self.slug = slug
+        self.reason = reason
+
+
 def schema_mode() -> bool:
     return settings.TENANCY_MODE == "schema"
+
+
+def site_domain(slug: str) -> str:
+    """The primary domain of a self-service site."""
+    return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
+
+
+def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
+    """Why a new tenant cannot have this slug, schema or domain (one query), or None.
+
+    A schema of that name with no tenant (left by something else) counts as taken too.
+    """
+    qn = connection.ops.quote_name
+    # Exact matches use the unique indexes (flat in fleet size); schema names that differ only
+    # in case are refused by TenantMixin.save() (a ValidationError) and never made here.
+    checks = [
+        f"EXISTS (SELECT 1 FROM {qn(Tenant._meta.db_table)} WHERE slug = %s OR schema_name = %s)",
+        f"EXISTS (SELECT 1 FROM {qn(Domain._meta.db_table)} WHERE domain = %s)",
+    ]
+    params = [slug, schema_name, domain]
+    if schema_mode() and schema_name != settings.PUBLIC_SCHEMA_NAME:
+        checks.append("EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)")
+        params.append(schema_name)
+    with no_tenant(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(checks)}", params)
+        in_use = cursor.fetchone()
+    if in_use[0] or in_use[2:] == (True,):
+        return f"The site name '{slug}' is taken."
+    if in_use[1]:
+        return f"{domain} already serves another site."
+    return None
+
+
+def slug_unavailable(slug: str) -> str | None:
+    """Why a self-service site cannot be called ``slug`` (invalid, reserved, taken), or None."""
+    problem = slug_problem(slug) or reserved_problem(slug)
+    if problem:
+        return problem
+    return name_in_use(slug, schema_name_for_slug(slug), site_domain(slug))
 
 
 @transaction.atomic
@@ -33,7 +115,12 @@ def create_tenant(
     schema_name: str | None = None,
     pages: list[dict] | None = None,
 ) -> Provisioned:
-    """Create a tenant with its primary domain, its schema (schema mode) and its first pages."""
+    """Create a tenant with its schema (schema mode), primary domain, first pages and, given an
+    owner, the owner's admin access on the new site.
+
+    Raises ``ValidationError`` for an invalid name or domain, and ``SiteNameUnavailable`` (a
+    ValidationError) if the slug, schema or domain is taken, before anything is written.
+    """
     with no_tenant():
         tenant = Tenant(
             name=name,
@@ -41,17 +128,86 @@ def create_tenant(
             owner=owner,
             schema_name=schema_name or schema_name_for_slug(slug),
         )
-        tenant.full_clean()
-        tenant.save()
-        primary = Domain(domain=domain, tenant=tenant, is_primary=True)
-        primary.full_clean(validate_unique=True)
-        primary.save()
-        tenant._primary_domain = primary.domain
+        tenant.full_clean(exclude=["owner"], validate_unique=False)
+        primary = Domain(domain=domain, is_primary=True)
+        primary.full_clean(exclude=["tenant"], validate_unique=False)
+        problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain)
+        if problem:
+            raise SiteNameUnavailable(slug, problem)
+
+        def step(step_name, current=None):
+            provisioning_step.send(create_tenant, step=step_name, slug=slug, tenant=current)
+
         if schema_mode() and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME:
-            tenant.create_schema(check_if_exists=False, verbosity=0)
+            from tenants.schema_factory import create_tenant_schema
+
+            create_tenant_schema(tenant.schema_name, on_step=step)
+        tenant.save()  # its post_save clears the host lookups once this commits
+        step("tenant", tenant)
+        primary.tenant = tenant
+        # A new tenant has no other domain to demote from primary, which is all that
+        # Domain.save() would add to this one INSERT (in a savepoint of its own).
+        Domain.objects.bulk_create([primary])
+        tenant._primary_domain = primary.domain
+        step("domain", tenant)
     if pages:
         from home.content import add_pages
 
         with tenant_context(tenant):
             add_pages(pages)
+        step("content", tenant)
+    if owner is not None:
+        grant_owner_access(tenant, owner)
+        step("owner", tenant)
     return Provisioned(tenant, primary, f"{tenant.name} is live at {primary.domain}.")
+
+
+def grant_owner_access(tenant: Tenant, user) -> None:
+    """Make ``user`` an owner of ``tenant``'s site, able to sign in to its admin at once.
+
+    Row mode: a membership of the shared user. Schema mode: the tenant's own schema gets a user
+    row with the same username, email and *password hash* (no new hashing), and its membership.
+    Never staff or superuser: access comes from the membership alone.
+    """
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership
+
+    with tenant_context(tenant):
+        if schema_mode():
+            member = get_user_model()(
+                username=user.get_username(),
+                email=user.email,
+                password=user.password,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                is_active=True,
+                date_joined=user.date_joined,
+            )
+            member.save()
+        else:
+            member = user
+        Membership.objects.create(user=member, role=Membership.Role.OWNER)
+
+
+def default_site_name(user) -> str:
+    return f"{user.get_username()}'s site"
+
+
+def provision_tenant_for_user(user, *, name: str | None = None, slug: str | None = None):
+    """The self-service site of ``user``: ``<slug>.<TENANT_BASE_DOMAIN>``, owned by ``user``.
+
+    The slug comes from the username unless given. Raises ``SiteNameUnavailable`` (nothing
+    created) if the name is invalid, reserved or taken. Returns ``Provisioned``.
+    """
+    if slug is None:
+        slug = slug_for_username(user.get_username())
+        problem = username_slug_problem(user.get_username())
+    else:
+        problem = slug_problem(slug) or reserved_problem(slug)
+    if problem:
+        raise SiteNameUnavailable(slug, problem)
+    name = (name or "").strip() or default_site_name(user)
+    return create_tenant(
+        name=name, slug=slug, domain=site_domain(slug), owner=user, pages=starter_pages(name)
+    )

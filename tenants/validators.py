@@ -49,6 +49,14 @@ def reserved_slugs() -> frozenset[str]:
     return BUILTIN_RESERVED_SLUGS | {s.lower() for s in extra}
 
 
+def reserved_problem(slug: str) -> str | None:
+    """Why ``slug`` may not be taken by a self-service site (reserved name), or None."""
+    reserved = reserved_slugs()
+    if slug in reserved or schema_name_for_slug(slug) in reserved:
+        return f"The site name '{slug}' is reserved."
+    return None
+
+
 def slug_problem(slug: str) -> str | None:
     """Why ``slug`` is not a valid tenant slug (format only), or None."""
     if not isinstance(slug, str) or not slug:
@@ -82,3 +90,38 @@ class TenantSlugValidator:
 def schema_name_for_slug(slug: str) -> str:
     """The PostgreSQL schema of a slug: hyphens become underscores (a bijection for slugs)."""
     return slug.replace("-", "_")
+
+
+# --- Self-service sign-up: the site's name comes from the username ------------------------------
+
+_USERNAME_FOR_SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+
+
+def slug_for_username(username: str) -> str:
+    """The slug of a user's site: the username lowercased, ``_`` written as ``-``.
+
+    Only meaningful when :func:`username_slug_problem` finds nothing wrong.
+    """
+    return username.lower().replace("_", "-")
+
+
+def username_slug_problem(username: str) -> str | None:
+    """Why ``username`` cannot name a self-service site (format and reserved names), or None.
+
+    Whether the name is already taken needs the database: see tenants.services.
+    """
+    if not isinstance(username, str) or not username:
+        return "Enter a username."
+    # ASCII first: str.lower() turns some non-ASCII letters (the Kelvin sign) into ASCII ones.
+    if len(username) > SLUG_MAX_LENGTH:
+        return (
+            f"Your username is also your site's address, which has at most {SLUG_MAX_LENGTH} "
+            "characters."
+        )
+    if not username.isascii() or not _USERNAME_FOR_SLUG_RE.match(username):
+        return (
+            "Your username is also your site's address: use only letters a-z, digits, "
+            "hyphens and underscores."
+        )
+    slug = slug_for_username(username)
+    return slug_problem(slug) or reserved_problem(slug)

@@ -32,6 +32,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, migrated, with the five demo tenants (committed, shared by all)."""
+    # Schema mode: tests fill the spare-schema pool themselves; no refill threads in pytest.
+    settings.TENANCY_SCHEMA_POOL_REFILL = "command"
     with django_db_blocker.unblock():
         call_command("seed_demo_tenants", verbosity=0)
 

@@ -2,6 +2,7 @@
 page and log-in, a tenant's home, pages and 404, and its branding (which never crosses over)."""
 
 import re
+from html import unescape
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -74,7 +75,7 @@ def test_tenant_home_is_not_the_landing_page(host_client):
 def listed_sites(page):
     """{name: href} of the "My sites" list."""
     return {
-        name: href
+        unescape(name): href
         for href, name in re.findall(r'class="site-title" href="([^"]+)">([^<]+)</a>', page)
     }
 

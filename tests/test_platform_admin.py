@@ -78,7 +78,7 @@ def test_domain_is_normalised_when_added_in_the_admin(platform_admin, tenants):
         ("Bad Slug", "starts with a letter"),
         ("pg-secret", "cannot start with"),
         ("a" * 70, "at most 63"),
-        ("acme", "Tenant with this Slug already exists"),
+        ("acme", "is reserved"),
     ],
 )
 def test_invalid_tenant_slug_is_a_form_error(platform_admin, slug, message):

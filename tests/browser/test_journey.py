@@ -226,7 +226,6 @@ def sign_up(page, server, username, email, password, site_name=""):
     form.get_by_role("button", name="Create my site").click()
 
 
-@pytest.mark.xfail(reason="needs /register/ from the signup branch", strict=False)
 def test_sign_up_and_use_the_new_site(server, browser, page, screenshot, signup_cleanup):
     username = f"web{uuid.uuid4().hex[:8]}"
     site_name = f"Web Journey {username[3:]}"

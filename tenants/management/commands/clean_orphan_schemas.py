@@ -1,0 +1,33 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants import schema_factory
+
+
+class Command(BaseCommand):
+    help = (
+        "Schema mode: drop schemas that belong to no tenant (left by a crash of code that does "
+        "not run in one transaction, a restore, or hand work). Spare and template schemas "
+        "(names starting with '_') and PostgreSQL's own are never touched."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List the orphan schemas, drop nothing."
+        )
+
+    def handle(self, *args, dry_run=False, **options):
+        if settings.TENANCY_MODE != "schema":
+            raise CommandError("Tenant schemas exist in schema mode only (TENANCY_MODE=schema).")
+        orphans = schema_factory.orphan_schemas()
+        if not orphans:
+            self.stdout.write("No orphan schemas.")
+            return
+        for name in orphans:
+            if dry_run:
+                self.stdout.write(f"orphan   {name}")
+            else:
+                schema_factory.drop_schema(name)
+                self.stdout.write(f"dropped  {name}")
+        if dry_run:
+            self.stdout.write(f"{len(orphans)} orphan schema(s); run without --dry-run to drop.")

@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants import schema_factory
+
+
+class Command(BaseCommand):
+    help = (
+        "Schema mode, after `migrate` on each deploy (and from cron if you like): build the "
+        "template schema for the current migrations, fill the pool of spare tenant schemas to "
+        "TENANCY_SCHEMA_POOL_SIZE, and drop templates and spares left by older code."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--spares",
+            type=int,
+            default=None,
+            help="How many spare schemas to keep ready (default: TENANCY_SCHEMA_POOL_SIZE).",
+        )
+        parser.add_argument(
+            "--keep-stale",
+            action="store_true",
+            help="Leave templates and spares of other code versions alone (rolling deploys).",
+        )
+
+    def handle(self, *args, spares=None, keep_stale=False, **options):
+        if settings.TENANCY_MODE != "schema":
+            raise CommandError("Tenant schemas exist in schema mode only (TENANCY_MODE=schema).")
+        if spares is not None and spares < 0:
+            raise CommandError("--spares cannot be negative.")
+        report = schema_factory.prepare(spares=spares, drop_stale=not keep_stale)
+        self.stdout.write(
+            f"template {report['template']} ({report['statements']} statements per new schema)"
+        )
+        for name in report["dropped"]:
+            self.stdout.write(f"dropped  {name} (older code)")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"spares   {report['spares_ready']} ready ({report['spares_created']} made now)"
+            )
+        )

@@ -1,0 +1,202 @@
+"""Spare tenant schemas, made ahead of time and renamed when a tenant claims one (schema mode).
+
+Creating a schema's ~80 relations costs tens of milliseconds however it is done; renaming a
+schema costs well under one. So a few spare schemas, made by the template script
+(``tenants.schema_template``), wait under names like ``_spare_<fingerprint>_<random>``:
+
+* :func:`claim` takes one inside the caller's transaction: a non-blocking advisory lock per
+  spare keeps concurrent claimers apart, and ``ALTER SCHEMA ... RENAME`` is transactional, so a
+  rolled-back sign-up puts the spare back as it was.
+* :func:`fill` tops the pool up to ``TENANCY_SCHEMA_POOL_SIZE``, one committed spare at a
+  time, one filler per database (a session advisory lock). It runs in a background thread of
+  the process that claimed a spare (``TENANCY_SCHEMA_POOL_REFILL = "background"``) or from
+  ``manage.py prepare_tenant_schemas`` (cron, deploys).
+
+The fingerprint in the name means spares made for other migrations are never claimed;
+:func:`drop_stale` removes them. Names starting with ``_`` can never be a tenant's (slugs start
+with a letter), so spares and templates never clash with tenants.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+from psycopg import sql
+
+from tenants import schema_template
+from tenants.context import no_tenant
+
+logger = logging.getLogger(__name__)
+
+SPARE_PREFIX = "_spare_"
+_FILL_LOCK_KEY = schema_template.advisory_key("tenants.schema_pool.fill")
+
+
+def pool_size() -> int:
+    return int(settings.TENANCY_SCHEMA_POOL_SIZE)
+
+
+def spare_prefix(fingerprint: str | None = None) -> str:
+    return f"{SPARE_PREFIX}{fingerprint or schema_template.migrations_fingerprint()}_"
+
+
+def spare_names() -> list[str]:
+    """Spare schemas ready for the current code."""
+    prefix = spare_prefix()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname > %s AND nspname < %s ORDER BY nspname",
+            [prefix, prefix + "~"],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# One round trip: try the spares in random order, skip those another transaction holds (a
+# non-blocking advisory lock) or has claimed and committed since the scan (to_regnamespace reads
+# the catalog as it is now, not as the scan saw it), rename the first one left and say which
+# (a transaction-local setting, read by the SELECT that follows).
+_CLAIM_SQL = """
+DO $claim$
+DECLARE
+    spare text;
+BEGIN
+    PERFORM set_config('tenants.claimed_spare', '', true);
+    FOR spare IN
+        SELECT nspname FROM pg_namespace WHERE nspname > {low} AND nspname < {high}
+        ORDER BY random()
+    LOOP
+        IF pg_try_advisory_xact_lock(hashtextextended(spare, 0))
+           AND to_regnamespace(quote_ident(spare)) IS NOT NULL THEN
+            EXECUTE format('ALTER SCHEMA %I RENAME TO %I', spare, {target});
+            PERFORM set_config('tenants.claimed_spare', spare, true);
+            RETURN;
+        END IF;
+    END LOOP;
+END
+$claim$;
+SELECT current_setting('tenants.claimed_spare') <> ''
+"""
+
+
+def claim(schema_name: str) -> bool:
+    """Rename a spare schema to ``schema_name`` in the current transaction; False if none."""
+    prefix = spare_prefix()
+    query = sql.SQL(_CLAIM_SQL).format(
+        low=sql.Literal(prefix),
+        high=sql.Literal(prefix + "~"),
+        target=sql.Literal(schema_name),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string())
+        cursor.nextset()
+        return cursor.fetchone()[0]
+
+
+def create_spare() -> str:
+    """Make one spare schema from the template script and commit it; returns its name."""
+    script = schema_template.current_script()
+    name = f"{spare_prefix(script.fingerprint)}{uuid.uuid4().hex[:16]}"
+    create = sql.SQL("CREATE SCHEMA {};\n").format(sql.Identifier(name)).as_string()
+    with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(create + script.render(name))
+    return name
+
+
+def fill(target: int | None = None) -> int:
+    """Create spares until ``target`` (default: the pool size) are ready; returns how many.
+
+    One filler per database at a time (a session advisory lock): if another process is filling
+    the pool, this returns 0 at once, and that process looks at the pool again before it stops,
+    so spares claimed meanwhile are replaced too.
+    """
+    target = pool_size() if target is None else target
+    created = 0
+    for _round in range(3):
+        if target <= 0 or len(spare_names()) >= target:
+            break
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FILL_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                break
+        try:
+            # Bounded, in case sign-ups claim spares as fast as they are made.
+            while len(spare_names()) < target and created < 3 * target:
+                create_spare()
+                created += 1
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_FILL_LOCK_KEY])
+    return created
+
+
+def drop_stale() -> list[str]:
+    """Drop templates and spares made for other code (another migrations fingerprint)."""
+    current = {schema_template.template_schema_name(), spare_prefix()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) "
+            "OR starts_with(nspname, %s) ORDER BY nspname",
+            [schema_template.TEMPLATE_PREFIX, SPARE_PREFIX],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    dropped = []
+    for name in names:
+        if name in current or name.startswith(spare_prefix()):
+            continue
+        with transaction.atomic(), connection.cursor() as cursor:
+            # A spare being claimed right now is locked: leave it to its claimer.
+            cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+            if not cursor.fetchone()[0]:
+                continue
+            cursor.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)).as_string()
+            )
+        dropped.append(name)
+    return dropped
+
+
+# --- Background refill ---------------------------------------------------------------------------
+
+
+class _Refiller:
+    """One daemon thread per process that refills the pool when asked (after a claim)."""
+
+    def __init__(self):
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if settings.TENANCY_SCHEMA_POOL_REFILL != "background" or pool_size() <= 0:
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="tenant-schema-pool", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                fill()
+            except Exception:
+                logger.exception("Refilling the spare tenant schema pool failed")
+            finally:
+                connections.close_all()  # this thread's own connection
+
+
+_refiller = _Refiller()
+
+
+def request_refill_on_commit() -> None:
+    """Once the current transaction commits, have this process top the pool up (background)."""
+    if settings.TENANCY_SCHEMA_POOL_REFILL == "background" and pool_size() > 0:
+        transaction.on_commit(_refiller.request)
