@@ -166,7 +166,7 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
 def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
     """Delete the tenant, its domains and (row mode) its rows. In schema mode its schema is
     dropped, or with ``drop_schema=False`` kept under an archive name (its links to the
-    tenant table cut, so the name is free for a new tenant). Returns what was done."""
+    tenant table cut, and its name free for a new tenant). Returns what was done."""
     if tenant.is_default:
         raise OperationError("The default tenant is the platform's own site; it cannot go.")
     done = []
@@ -191,11 +191,11 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
 def archive_schema(schema: str) -> str:
     """Rename a deleted tenant's schema out of the way and drop its foreign keys to public.
 
-    Slugs never contain "--", so no tenant's schema name contains "__": the archive name
-    cannot collide with a future tenant's schema.
+    The name starts with "_" like the factory's own schemas: no tenant can take it, and
+    ``clean_orphan_schemas`` leaves it alone (it holds data someone chose to keep).
     """
     stamp = timezone.now().strftime("%Y%m%d%H%M%S")
-    archive = f"{schema[: 63 - len(stamp) - 10]}__deleted_{stamp}"
+    archive = f"_deleted_{schema[: 63 - len(stamp) - 10]}_{stamp}"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT r.relname, c.conname FROM pg_constraint c "

@@ -619,6 +619,7 @@ def write_schema(
     """One schema in one transaction: (clone,) copy every table, set sequences, mark done."""
     with conn.transaction():
         if clone_sql:
+            conn.execute("SET LOCAL search_path TO public")  # what the template script expects
             conn.execute(clone_sql)
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         total = 0

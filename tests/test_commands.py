@@ -2,8 +2,6 @@
 
 import io
 import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -16,7 +14,6 @@ from accounts.models import Membership
 from home.models import PageContent
 from tenants.context import no_tenant, scopes_disabled, tenant_context
 from tenants.models import Domain, Tenant
-from tests import servers
 from tests.conftest import SCHEMA_MODE
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +72,8 @@ def test_create_with_owner_makes_a_member_who_can_sign_in(host_client):
     "args, message",
     [
         (["--slug", "Bad Slug"], "lowercase"),
-        (["--slug", "acme"], "slug"),  # taken
-        (["--slug", "newshop", "--domain", "acme.localhost"], "domain"),  # taken
+        (["--slug", "acme"], "acme.* taken"),
+        (["--slug", "newshop", "--domain", "acme.localhost"], "already serves another site"),
         (["--slug", "newshop", "--domain", "not a host"], "domain"),
         (["--slug", "newshop", "--owner", "nobody-here"], "No user 'nobody-here'"),
     ],
@@ -218,7 +215,7 @@ def test_schema_mode_delete_keep_schema_archives_the_data(tenants):
     assert not Tenant.objects.filter(slug="global").exists()
     assert not schema_exists("global")  # the name is free for a new tenant
     archive = output.split("kept its data in schema ")[1].split()[0]
-    assert archive.startswith("global__deleted_")
+    assert archive.startswith("_deleted_global_")
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the links to tenants_tenant are cut
         cursor.execute(f'SELECT count(*) FROM "{archive}".home_pagecontent')
@@ -318,33 +315,3 @@ def test_run_reports_failures_and_keeps_going_when_asked(capsys):
 @pytest.mark.row_only
 def test_migrate_in_row_mode_is_plain_migrate():
     assert "Row mode" in run("tenants", "migrate")
-
-
-# --- the real command line: exit codes and help --------------------------------------------------
-
-
-def _manage(*args):
-    env = {"DATABASE_URL": servers.test_database_url()}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=servers.REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_exit_codes_and_help_on_the_command_line():
-    done = _manage("tenants", "--help")
-    assert done.returncode == 0
-    for action in ["create", "list", "show", "rename", "delete", "migrate", "run"]:
-        assert action in done.stdout
-    done = _manage("tenants", "delete", "--help")
-    assert done.returncode == 0 and "--drop-schema" in done.stdout and "examples:" in done.stdout
-    done = _manage("tenants", "show", "no-such-tenant")
-    assert done.returncode == 1 and "No tenant 'no-such-tenant'" in done.stderr
-    done = _manage("tenants", "frobnicate")
-    assert done.returncode == 2 and "invalid choice" in done.stderr
-    done = _manage("domains", "add", "acme", "jcwtradehub.com")
-    assert done.returncode == 1 and "belongs to another tenant" in done.stderr

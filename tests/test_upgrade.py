@@ -71,7 +71,10 @@ def server_url(name=""):
 
 
 def manage(*args, mode="schema", database_url, check=True, **kwargs):
+    # The source is made with exactly the users and sites listed here: no self-service site
+    # for each user the shell creates.
     env = {**os.environ, "TENANCY_MODE": mode, "DATABASE_URL": database_url}
+    env["TENANCY_AUTO_PROVISION"] = "false"
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
         [sys.executable, "manage.py", *args],

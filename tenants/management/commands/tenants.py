@@ -267,7 +267,9 @@ class Command(BaseCommand):
             user = User(username=username, email=email)
             user.set_unusable_password()
             user.full_clean()
-            user.save()
+            # Saved without post_save: creating a user one by one provisions a self-service
+            # site for them (accounts.signals); this owner gets the site being created here.
+            (user,) = User.objects.bulk_create([user])
             self.stdout.write(f"created user {username} (set a password: changepassword)")
             return user
 
