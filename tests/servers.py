@@ -42,6 +42,7 @@ def run_server(extra_env=None, command=None):
         "TENANCY_MODE": settings.TENANCY_MODE,
         "DATABASE_URL": test_database_url(),
         "PORT": str(port),
+        "TENANCY_SCHEMA_POOL_REFILL": "command",  # commits no spares to the shared test database
         **(extra_env or {}),
     }
     argv = command or [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]

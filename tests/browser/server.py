@@ -85,6 +85,9 @@ def start_server(log_dir: Path, **extra_env: str) -> ServerProcess:
         "DEBUG": "False",
         "CACHE_URL": "locmemcache://",
         "PYTHONUNBUFFERED": "1",
+        # The test database is shared by the whole run: no spare schemas committed behind the
+        # other tests' backs (background refill is tested in test_signup_live, on its own).
+        "TENANCY_SCHEMA_POOL_REFILL": "command",
         **extra_env,
     }
     env.pop("TEST_DATABASE_NAME", None)
