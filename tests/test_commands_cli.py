@@ -14,7 +14,7 @@ from tests import servers
 
 
 def _manage(*args):
-    env = {**os.environ, "DATABASE_URL": servers.test_database_url()}
+    env = {**os.environ, "DATABASE_URL": servers.served_database_url()}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=servers.REPO,

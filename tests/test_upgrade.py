@@ -11,19 +11,17 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 
 import psycopg
 import pytest
 from django.db import connection
 
-from tests.servers import REPO, _wait_until_up
+from tests.servers import REPO, run_server
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
@@ -389,34 +387,8 @@ def test_interrupted_upgrade_resumes(source):
 # --- Isolation in the upgraded site, over HTTP -------------------------------------------------
 
 
-def _free_port():
-    """A free port of TEST_SERVER_PORTS (the range the tests' servers may use)."""
-    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
-    for port in range(low, high + 1):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in TEST_SERVER_PORTS ({low}-{high})")
-
-
-@contextmanager
 def serving(url):
-    port = _free_port()
-    env = {**os.environ, "TENANCY_MODE": "schema", "DATABASE_URL": url}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(base, process)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return run_server(extra_env={"TENANCY_MODE": "schema", "DATABASE_URL": url})
 
 
 class Browser:
