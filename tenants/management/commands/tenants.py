@@ -267,9 +267,8 @@ class Command(BaseCommand):
             user = User(username=username, email=email)
             user.set_unusable_password()
             user.full_clean()
-            # Saved without post_save: creating a user one by one provisions a self-service
-            # site for them (accounts.signals); this owner gets the site being created here.
-            (user,) = User.objects.bulk_create([user])
+            user.provision_site = False  # this owner gets the site being created here
+            user.save()
             self.stdout.write(f"created user {username} (set a password: changepassword)")
             return user
 
