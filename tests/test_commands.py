@@ -56,6 +56,7 @@ def test_create_with_owner_makes_a_member_who_can_sign_in(host_client):
     with no_tenant():
         owner = User.objects.get(username="olga")
     assert tenant.owner == owner
+    assert list(Tenant.objects.filter(owner=owner)) == [tenant]  # no self-service site besides
     with tenant_context(tenant):
         membership = Membership.objects.get()
         assert membership.user.username == "olga"
