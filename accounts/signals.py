@@ -16,7 +16,7 @@ def provisions_site(user) -> bool:
     Users made inside a tenant's site (its staff; in schema mode, rows of the tenant's own user
     table, such as the owner's copy made by provisioning) never do.
     """
-    if not settings.TENANCY_AUTO_PROVISION:
+    if not settings.TENANCY_AUTO_PROVISION or getattr(user, "provision_site", True) is False:
         return False
     if user.is_superuser and not settings.TENANCY_PROVISION_SUPERUSERS:
         return False
@@ -28,7 +28,8 @@ def provisions_site(user) -> bool:
 def provision_site_for_new_user(sender, instance, created, raw=False, using=None, **kwargs):
     """Provision the new user's site; the result is left on ``instance.provisioned``.
 
-    ``instance.site_name``, if set before saving, names the site. If provisioning fails, the
+    ``instance.site_name``, if set before saving, names the site; ``instance.provision_site =
+    False`` skips it (an operator creating the owner of a tenant they are making). If it fails, the
     user is deleted again before the error goes on: all or nothing, whoever creates the user
     and whether or not they run in a transaction (a shell, ``createsuperuser``).
     """

@@ -6,7 +6,9 @@ schema costs well under one. So a few spare schemas, made by the template script
 
 * :func:`claim` takes one inside the caller's transaction: a non-blocking advisory lock per
   spare keeps concurrent claimers apart, and ``ALTER SCHEMA ... RENAME`` is transactional, so a
-  rolled-back sign-up puts the spare back as it was.
+  rolled-back sign-up puts the spare back, its rows as they were. Not its sequences:
+  ``nextval`` is never rolled back, so the claim also sets every sequence back to where the
+  migrations left it (one ``setval`` each, in the same round trip).
 * :func:`fill` tops the pool up to ``TENANCY_SCHEMA_POOL_SIZE``, one committed spare at a
   time, one filler per database (a session advisory lock). It runs in a background thread of
   the process that claimed a spare (``TENANCY_SCHEMA_POOL_REFILL = "background"``) or from
@@ -58,7 +60,8 @@ def spare_names() -> list[str]:
 # One round trip: try the spares in random order, skip those another transaction holds (a
 # non-blocking advisory lock) or has claimed and committed since the scan (to_regnamespace reads
 # the catalog as it is now, not as the scan saw it), rename the first one left and say which
-# (a transaction-local setting, read by the SELECT that follows).
+# (a transaction-local setting, read by the SELECT that follows). The claimed schema's sequences
+# are then reset: a spare that a rolled-back sign-up used has them moved on.
 _CLAIM_SQL = """
 DO $claim$
 DECLARE
@@ -72,6 +75,9 @@ BEGIN
         IF pg_try_advisory_xact_lock(hashtextextended(spare, 0))
            AND to_regnamespace(quote_ident(spare)) IS NOT NULL THEN
             EXECUTE format('ALTER SCHEMA %I RENAME TO %I', spare, {target});
+            IF {reset} <> '' THEN
+                EXECUTE {reset};
+            END IF;
             PERFORM set_config('tenants.claimed_spare', spare, true);
             RETURN;
         END IF;
@@ -83,12 +89,21 @@ SELECT current_setting('tenants.claimed_spare') <> ''
 
 
 def claim(schema_name: str) -> bool:
-    """Rename a spare schema to ``schema_name`` in the current transaction; False if none."""
-    prefix = spare_prefix()
+    """Rename a spare schema to ``schema_name`` in the current transaction; False if none.
+
+    The spare's sequences are set to the template's values, so the schema is exactly what the
+    migrations give even if a rolled-back transaction used it before.
+    """
+    try:
+        script = schema_template.current_script()
+    except schema_template.UnsupportedTemplate:
+        return False  # the caller falls back to the migrations
+    prefix = spare_prefix(script.fingerprint)
     query = sql.SQL(_CLAIM_SQL).format(
         low=sql.Literal(prefix),
         high=sql.Literal(prefix + "~"),
         target=sql.Literal(schema_name),
+        reset=sql.Literal(script.reset_sequences(schema_name)),
     )
     with connection.cursor() as cursor:
         cursor.execute(query.as_string())

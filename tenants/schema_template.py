@@ -167,6 +167,8 @@ class SchemaScript:
 
     fingerprint: str
     segments: tuple
+    # (name, start, last value or None if never used) of every sequence, for reset_sequences().
+    sequences: tuple = ()
 
     def render(self, schema_name: str) -> str:
         ident = sql.Identifier(schema_name).as_string()
@@ -175,15 +177,33 @@ class SchemaScript:
             if segment is SCHEMA:
                 out.append(ident)
             elif isinstance(segment, _QualifiedLiteral):
-                qualified = f"{ident}.{sql.Identifier(segment.relation).as_string()}"
-                out.append(sql.Literal(qualified).as_string())
+                out.append(_qualified_literal(ident, segment.relation))
             else:
                 out.append(segment)
         return "".join(out)
 
+    def reset_sequences(self, schema_name: str) -> str:
+        """One statement that puts every sequence of ``schema_name`` back where the migrations
+        left it. Sequences are never rolled back (``nextval`` is not transactional), so a spare
+        schema that a rolled-back sign-up used comes back to the pool with its sequences moved.
+        """
+        ident = sql.Identifier(schema_name).as_string()
+        calls = [
+            f"pg_catalog.setval({_qualified_literal(ident, name)}, {int(last)}, true)"
+            if last is not None
+            else f"pg_catalog.setval({_qualified_literal(ident, name)}, {int(start)}, false)"
+            for name, start, last in self.sequences
+        ]
+        return f"SELECT {', '.join(calls)}" if calls else ""
+
     @property
     def statement_count(self) -> int:
         return sum(segment.count(";\n") for segment in self.segments if isinstance(segment, str))
+
+
+def _qualified_literal(schema_ident: str, relation: str) -> str:
+    """A string literal naming ``<schema>.<relation>`` (a regclass argument), quoted twice over."""
+    return sql.Literal(f"{schema_ident}.{sql.Identifier(relation).as_string()}").as_string()
 
 
 _scripts: dict[str, SchemaScript] = {}
@@ -307,7 +327,11 @@ class _ScriptWriter:
                 f"The script still names template {self.template!r}; an object refers to it in "
                 "a way the generator does not relocate."
             )
-        return SchemaScript(self.fingerprint, tuple(self.segments))
+        return SchemaScript(
+            self.fingerprint,
+            tuple(self.segments),
+            tuple((seq["name"], seq["start"], seq["last_value"]) for seq in sequences.values()),
+        )
 
     def refuse_unsupported(self):
         checks = {
@@ -420,6 +444,7 @@ class _ScriptWriter:
                     f"MAXVALUE {int(seq['maximum'])} START WITH {int(seq['start'])} "
                     f"CACHE {int(seq['cache'])} {'CYCLE' if seq['cycle'] else 'NO CYCLE'}"
                 ),
+                "start": int(seq["start"]),
                 "last_value": seq["last_value"],
                 "identity_of": owner if identity else None,
                 "owned_by": owner if seq["deptype"] == "a" else None,

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -16,21 +17,34 @@ from django.db import connection
 REPO = Path(__file__).resolve().parent.parent
 
 
+def free_ports():
+    """Free ports of TEST_SERVER_PORTS, the range the tests' server processes may use."""
+    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
+    for port in range(low, high + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        yield port
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for port in free_ports():
+        return port
+    raise RuntimeError("no free port in TEST_SERVER_PORTS")
 
 
-def test_database_url() -> str:
+def served_database_url() -> str:
     """DATABASE_URL of the database pytest-django set up (committed data only is visible)."""
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
+    auth = quote(db.get("USER") or "postgres")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
     host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+    return f"postgres://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 @contextmanager
@@ -40,8 +54,9 @@ def run_server(extra_env=None, command=None):
     env = {
         **os.environ,
         "TENANCY_MODE": settings.TENANCY_MODE,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": served_database_url(),
         "PORT": str(port),
+        "TENANCY_SCHEMA_POOL_REFILL": "command",  # commits no spares to the shared test database
         **(extra_env or {}),
     }
     argv = command or [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]

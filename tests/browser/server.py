@@ -8,17 +8,16 @@ the PostgreSQL test database in schema mode. Only committed rows are visible to 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
 
 from django.conf import settings
-from django.db import connection
+
+from tests.servers import free_ports, served_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30
@@ -53,45 +52,25 @@ class ServerProcess:
                 self.process.wait()
 
 
-def database_url() -> str:
-    """The URL of the database this test process uses (the test database, once set up)."""
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{config['NAME']}"
-    auth = quote(config["USER"] or "")
-    if config["PASSWORD"]:
-        auth += ":" + quote(config["PASSWORD"])
-    host = config["HOST"] or "localhost"
-    return f"postgres://{auth}@{host}:{config['PORT'] or 5432}/{config['NAME']}"
-
-
-def _free_ports():
-    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
-    for port in range(low, high + 1):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        yield port
-
-
 def start_server(log_dir: Path, **extra_env: str) -> ServerProcess:
     """Start gunicorn on the test database and wait until it answers."""
     env = {
         **os.environ,
         "TENANCY_MODE": settings.TENANCY_MODE,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": served_database_url(),
         "DEBUG": "False",
         "CACHE_URL": "locmemcache://",
         "PYTHONUNBUFFERED": "1",
+        # The test database is shared by the whole run: no spare schemas committed behind the
+        # other tests' backs (background refill is tested in test_signup_live, on its own).
+        "TENANCY_SCHEMA_POOL_REFILL": "command",
         **extra_env,
     }
     env.pop("TEST_DATABASE_NAME", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log = None
-    for attempt, port in enumerate(_free_ports()):
+    for attempt, port in enumerate(free_ports()):
         log = log_dir / f"server-{port}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(

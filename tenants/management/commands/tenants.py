@@ -1,0 +1,601 @@
+"""manage.py tenants ACTION: everything an operator does to tenants, in both modes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import psycopg
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, IntegrityError, transaction
+
+from tenants import fleet, lifecycle
+from tenants.context import no_tenant, tenant_context
+from tenants.lifecycle import OperationError
+from tenants.models import Tenant, TenantOwnedModel
+from tenants.progress import FleetProgress, console_for, print_table
+
+EXAMPLES = {
+    "create": """examples:
+  manage.py tenants create --name "Acme Corporation" --slug acme
+  manage.py tenants create --name Shop --slug shop --domain shop.example.com --owner alice""",
+    "list": """examples:
+  manage.py tenants list
+  manage.py tenants list --inactive
+  manage.py tenants list --json | jq '.[].slug'""",
+    "show": "example:\n  manage.py tenants show acme        (slug, domain, schema or id)",
+    "deactivate": "example:\n  manage.py tenants deactivate acme   (its sites answer 403)",
+    "reactivate": "example:\n  manage.py tenants reactivate acme",
+    "rename": """example:
+  manage.py tenants rename acme acme-corp
+    schema mode: schema acme -> acme_corp; acme.<TENANT_BASE_DOMAIN> follows""",
+    "delete": """examples:
+  manage.py tenants delete acme                  (asks; row mode)
+  manage.py tenants delete acme --drop-schema    (schema mode: the schema and its data go)
+  manage.py tenants delete acme --keep-schema --yes""",
+    "migrate": """examples:
+  manage.py tenants migrate                 (public, then every tenant schema)
+  manage.py tenants migrate --jobs 8
+  manage.py tenants migrate --plan          (what would be applied, how)
+  manage.py tenants migrate --check         (exit 1 if anything is pending)
+exit status: 0 all migrated; 1 some tenants failed (named; the others are migrated;
+rerun to apply what is left); 2 bad usage""",
+    "run": """examples:
+  manage.py tenants run --tenant acme -- shell -c "from home.models import PageContent; \\
+      print(PageContent.objects.count())"
+  manage.py tenants run --all clearsessions
+  manage.py tenants run --all --keep-going -- check --deploy""",
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage tenants: create, list, show, deactivate, reactivate, rename, delete, migrate "
+        "every schema (schema mode), or run any command for one tenant or all of them. "
+        "'manage.py tenants ACTION --help' explains each action."
+    )
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(
+            dest="action", metavar="ACTION", required=True, title="actions"
+        )
+
+        def action(name, help_text):
+            sub = actions.add_parser(
+                name,
+                help=help_text,
+                description=help_text,
+                epilog=EXAMPLES.get(name),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            sub.add_argument(
+                "-v",
+                "--verbosity",
+                type=int,
+                choices=[0, 1, 2, 3],
+                default=argparse.SUPPRESS,
+                help="0 quiet, 1 normal, 2 one line per tenant, 3 everything",
+            )
+            return sub
+
+        create = action("create", "Create a tenant with its primary domain (and schema).")
+        create.add_argument("--name", required=True, help="Display name, e.g. 'Acme Corp'.")
+        create.add_argument(
+            "--slug", required=True, help="DNS label; also gives the schema name (acme-corp)."
+        )
+        create.add_argument(
+            "--domain", help="Primary domain (default: <slug>.<TENANT_BASE_DOMAIN>)."
+        )
+        create.add_argument("--owner", metavar="USERNAME", help="Platform user who owns it.")
+        create.add_argument(
+            "--owner-email",
+            metavar="EMAIL",
+            help="Create the owner with this e-mail if USERNAME does not exist yet "
+            "(no password: set one with changepassword).",
+        )
+
+        listing = action("list", "List tenants as a table (or JSON).")
+        listing.add_argument(
+            "--json", action="store_true", dest="as_json", help="JSON for scripts."
+        )
+        state = listing.add_mutually_exclusive_group()
+        state.add_argument("--active", action="store_true", help="Only active tenants.")
+        state.add_argument("--inactive", action="store_true", help="Only inactive tenants.")
+        listing.add_argument("--search", metavar="TEXT", help="Name, slug or domain contains.")
+
+        show = action("show", "Show one tenant: domains, owner, members, data, schema state.")
+        show.add_argument("tenant", help="Slug, domain, schema name or id.")
+        show.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
+
+        for name, text in (
+            ("deactivate", "Deactivate a tenant: its sites answer 403 until reactivated."),
+            ("reactivate", "Reactivate a deactivated tenant."),
+        ):
+            action(name, text).add_argument("tenant", help="Slug, domain, schema name or id.")
+
+        rename = action(
+            "rename",
+            "Change a tenant's slug; in schema mode its schema is renamed (ALTER SCHEMA) and "
+            "its <slug>.<TENANT_BASE_DOMAIN> domain follows.",
+        )
+        rename.add_argument("tenant", help="Slug, domain, schema name or id.")
+        rename.add_argument("new_slug", help="The new slug.")
+
+        delete = action(
+            "delete",
+            "Delete a tenant and its domains (row mode: and its rows). In schema mode say what "
+            "happens to its schema: --drop-schema or --keep-schema.",
+        )
+        delete.add_argument("tenant", help="Slug, domain, schema name or id.")
+        delete.add_argument(
+            "--yes",
+            "--no-input",
+            "--noinput",
+            action="store_true",
+            dest="yes",
+            help="Do not ask for confirmation.",
+        )
+        schema_choice = delete.add_mutually_exclusive_group()
+        schema_choice.add_argument(
+            "--drop-schema", action="store_true", help="Schema mode: drop the schema and data."
+        )
+        schema_choice.add_argument(
+            "--keep-schema", action="store_true", help="Schema mode: keep the schema."
+        )
+
+        migrate = action(
+            "migrate",
+            "Apply pending migrations to the public schema, then to every tenant schema in "
+            "parallel (schema mode; in row mode this is plain 'migrate').",
+        )
+        migrate.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            default=fleet.default_jobs(),
+            help="Schemas migrated at once (default: CPU count, %(default)s).",
+        )
+        migrate.add_argument(
+            "--tenant",
+            action="append",
+            dest="tenants",
+            metavar="TENANT",
+            help="Only this tenant (repeatable).",
+        )
+        migrate.add_argument(
+            "--skip-public", action="store_true", help="Leave the public schema alone."
+        )
+        migrate.add_argument(
+            "--plan", action="store_true", help="Show what would be applied; change nothing."
+        )
+        migrate.add_argument(
+            "--check", action="store_true", help="Exit 1 if any migration is pending."
+        )
+        migrate.add_argument(
+            "--executor",
+            choices=["auto", "django"],
+            default="auto",
+            help="auto: precomputed SQL where possible; django: Django's executor for all.",
+        )
+        migrate.add_argument(
+            "--lock-timeout",
+            metavar="DURATION",
+            help="Give up on a schema whose tables stay locked this long (e.g. 5s); it is "
+            "reported as failed and a rerun retries it.",
+        )
+
+        run = action("run", "Run any management command for one tenant or for all of them.")
+        who = run.add_mutually_exclusive_group(required=True)
+        who.add_argument(
+            "--tenant",
+            action="append",
+            dest="tenants",
+            metavar="TENANT",
+            help="This tenant (repeatable).",
+        )
+        who.add_argument("--all", action="store_true", help="Every tenant, one after another.")
+        run.add_argument(
+            "--skip-default", action="store_true", help="With --all: not the default tenant."
+        )
+        run.add_argument(
+            "--active-only", action="store_true", help="With --all: only active tenants."
+        )
+        run.add_argument(
+            "--keep-going", action="store_true", help="Go on after a tenant fails (exit 1)."
+        )
+        run.add_argument("command_name", metavar="COMMAND", help="The command to run.")
+        run.add_argument(
+            "command_args", nargs=argparse.REMAINDER, metavar="...", help="Its arguments."
+        )
+
+    def handle(self, *args, action, **options):
+        self.verbosity = options.get("verbosity", 1)
+        self.console = console_for(self.stdout)
+        handler = getattr(self, "do_" + action)
+        try:
+            return handler(**options)
+        except OperationError as error:
+            raise CommandError(str(error)) from error
+        except ValidationError as error:
+            raise CommandError(lifecycle.validation_message(error)) from error
+        except (IntegrityError, DatabaseError, psycopg.Error) as error:
+            raise CommandError(f"Database error: {error}".strip()) from error
+        except fleet.FleetError as error:
+            raise CommandError(str(error)) from error
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Interrupted. Whatever finished is complete (one transaction per tenant); "
+                "rerun to do the rest.",
+                returncode=130,
+            ) from None
+
+    # --- create / list / show ------------------------------------------------------------------
+
+    def do_create(self, *, name, slug, domain, owner, owner_email, **_):
+        from tenants.services import create_tenant
+
+        domain = domain or lifecycle.base_domain_for(slug)
+        with transaction.atomic():
+            user = self._owner(owner, owner_email) if owner else None
+            try:
+                result = create_tenant(name=name, slug=slug, domain=domain, owner=user)
+            except ValidationError as error:
+                raise CommandError(lifecycle.validation_message(error)) from error
+            if user is not None:
+                lifecycle.add_owner(result.tenant, user)
+        self.stdout.write(self.style.SUCCESS(result.message))
+        if settings.TENANCY_MODE == "schema":
+            self.stdout.write(f"schema: {result.tenant.schema_name}")
+
+    def _owner(self, username, email):
+        User = get_user_model()
+        with no_tenant():
+            user = User.objects.filter(username=username).first()
+            if user is not None:
+                return user
+            if not email:
+                raise CommandError(
+                    f"No user {username!r}. Pass --owner-email to create it, or create it "
+                    "first (createsuperuser)."
+                )
+            user = User(username=username, email=email)
+            user.set_unusable_password()
+            user.full_clean()
+            user.provision_site = False  # this owner gets the site being created here
+            user.save()
+            self.stdout.write(f"created user {username} (set a password: changepassword)")
+            return user
+
+    def _tenants_query(self, *, active=False, inactive=False, search=None):
+        from django.db.models import Count, Q
+
+        tenants = Tenant.objects.select_related("owner").prefetch_related("domains")
+        if active:
+            tenants = tenants.filter(is_active=True)
+        if inactive:
+            tenants = tenants.filter(is_active=False)
+        if search:
+            tenants = tenants.filter(
+                Q(name__icontains=search)
+                | Q(slug__icontains=search)
+                | Q(domains__domain__icontains=search)
+            ).distinct()
+        return tenants.annotate(domain_count=Count("domains", distinct=True)).order_by("slug")
+
+    def _as_dict(self, tenant):
+        domains = sorted(tenant.domains.all(), key=lambda d: (not d.is_primary, d.domain))
+        return {
+            "id": tenant.pk,
+            "slug": tenant.slug,
+            "name": tenant.name,
+            "schema": tenant.schema_name if settings.TENANCY_MODE == "schema" else None,
+            "active": tenant.is_active,
+            "default": tenant.is_default,
+            "owner": tenant.owner.username if tenant.owner else None,
+            "primary_domain": next((d.domain for d in domains if d.is_primary), None),
+            "domains": [d.domain for d in domains],
+            "created_at": tenant.created_at.isoformat(),
+        }
+
+    def do_list(self, *, as_json, active, inactive, search, **_):
+        with no_tenant():
+            rows = [
+                self._as_dict(t)
+                for t in self._tenants_query(active=active, inactive=inactive, search=search)
+            ]
+        if as_json:
+            self.stdout.write(_dumps(rows))
+            return
+        schema = settings.TENANCY_MODE == "schema"
+        headers = ["Slug", "Name", "Primary domain", "Domains", "Active", "Owner"]
+        headers[2:2] = ["Schema"] if schema else []
+        table = []
+        for row in rows:
+            cells = [row["slug"], row["name"], row["primary_domain"], len(row["domains"])]
+            cells[2:2] = [row["schema"]] if schema else []
+            cells += ["yes" if row["active"] else "NO", row["owner"] or "-"]
+            table.append(cells)
+        print_table(self.console, f"{len(rows)} tenants", headers, table)
+
+    def do_show(self, *, tenant, as_json, **_):
+        tenant = lifecycle.find_tenant(tenant)
+        with no_tenant():
+            info = self._as_dict(
+                Tenant.objects.prefetch_related("domains").select_related("owner").get(pk=tenant.pk)
+            )
+        info["rows"] = self._row_counts(tenant)
+        if settings.TENANCY_MODE == "schema":
+            info["schema_state"] = self._schema_state(tenant)
+        if as_json:
+            self.stdout.write(_dumps(info))
+            return
+        lines = [
+            ("Name", info["name"]),
+            ("Slug", info["slug"]),
+            ("Id", info["id"]),
+            ("Active", "yes" if info["active"] else "NO (its sites answer 403)"),
+            ("Owner", info["owner"] or "-"),
+            ("Created", info["created_at"]),
+            ("Domains", ", ".join(info["domains"]) or "-"),
+            ("Primary domain", info["primary_domain"] or "-"),
+        ]
+        if "schema_state" in info:
+            lines.append(("Schema", f"{info['schema']} ({info['schema_state']})"))
+        for label, count in info["rows"].items():
+            lines.append((label, count))
+        print_table(self.console, f"Tenant {info['slug']}", ["", ""], lines)
+
+    def _row_counts(self, tenant) -> dict:
+        counts = {}
+        try:
+            with tenant_context(tenant):
+                for model in _tenant_owned_models():
+                    label = f"{model._meta.verbose_name_plural} ({model._meta.label})"
+                    counts[label] = model.objects.count()
+        except DatabaseError as error:
+            counts["data"] = f"unreadable: {error}".strip()
+        return counts
+
+    def _schema_state(self, tenant) -> str:
+        from tenants import bulk_sql
+
+        with bulk_sql.connect() as conn:
+            applied = fleet.read_applied(conn, [tenant.schema_name])
+        if tenant.schema_name not in applied:
+            return "MISSING"
+        if applied[tenant.schema_name] is None:
+            return "not migrated"
+        pending = fleet.forwards_plan(fleet.load_graph(), applied[tenant.schema_name])
+        return f"{len(pending)} migrations pending" if pending else "up to date"
+
+    # --- state changes ---------------------------------------------------------------------------
+
+    def do_deactivate(self, *, tenant, **_):
+        tenant = lifecycle.find_tenant(tenant)
+        changed = lifecycle.set_active(tenant, False)
+        state = "deactivated" if changed else "was already inactive"
+        self.stdout.write(f"{tenant.slug} {state}.")
+
+    def do_reactivate(self, *, tenant, **_):
+        tenant = lifecycle.find_tenant(tenant)
+        changed = lifecycle.set_active(tenant, True)
+        self.stdout.write(f"{tenant.slug} {'reactivated' if changed else 'was already active'}.")
+
+    def do_rename(self, *, tenant, new_slug, **_):
+        tenant = lifecycle.find_tenant(tenant)
+        for change in lifecycle.rename_slug(tenant, new_slug):
+            self.stdout.write(change)
+
+    def do_delete(self, *, tenant, yes, drop_schema, keep_schema, **_):
+        tenant = lifecycle.find_tenant(tenant)
+        schema = settings.TENANCY_MODE == "schema"
+        if tenant.is_default:
+            raise CommandError("The default tenant is the platform's own site; it cannot go.")
+        if schema and not (drop_schema or keep_schema):
+            raise CommandError(
+                f"Say what happens to schema {tenant.schema_name!r}: --drop-schema (its data "
+                "is deleted) or --keep-schema."
+            )
+        if not schema and (drop_schema or keep_schema):
+            raise CommandError("--drop-schema/--keep-schema only apply in schema mode.")
+        if not yes:
+            what = f"tenant {tenant.slug} ({tenant.name})"
+            what += f" and DROP schema {tenant.schema_name}" if drop_schema else ""
+            what += "" if schema else " and all its rows"
+            if not sys.stdin.isatty():
+                raise CommandError(f"Refusing to delete {what} without --yes (no terminal).")
+            answer = input(f"Delete {what}? Type the slug to confirm: ")
+            if answer.strip() != tenant.slug:
+                raise CommandError("Not confirmed; nothing was deleted.")
+        for line in lifecycle.delete_tenant(tenant, drop_schema=drop_schema):
+            self.stdout.write(line)
+
+    # --- migrate ---------------------------------------------------------------------------------
+
+    def do_migrate(self, *, jobs, tenants, skip_public, plan, check, executor, lock_timeout, **_):
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1.")
+        if settings.TENANCY_MODE != "schema":
+            if tenants:
+                raise CommandError(
+                    "Row mode has no per-tenant schemas: --tenant needs schema mode."
+                )
+            self.stdout.write("Row mode: every tenant shares the tables; running 'migrate'.")
+            call_command(
+                "migrate",
+                interactive=False,
+                verbosity=self.verbosity,
+                check_unapplied=check,
+                plan=plan,
+            )
+            return
+        started = time.perf_counter()
+        public_pending = not skip_public and not tenants and fleet.public_needs_migrating()
+        if (plan or check) and public_pending:
+            self.stdout.write("public: migrations pending")
+        elif public_pending:
+            self.stdout.write("Migrating the public schema")
+            fleet.run_django_executor(fleet.PUBLIC, verbosity=self.verbosity)
+        with no_tenant():
+            chosen = Tenant.objects.exclude(schema_name=fleet.PUBLIC)
+            if tenants:
+                chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
+            slugs = dict(chosen.values_list("schema_name", "slug"))
+        schemas = sorted(slugs)
+        fleet_plan = fleet.make_plan(schemas, precompute=executor == "auto")
+        if plan or check:
+            self._print_plan(fleet_plan, public_pending)
+            if check and (fleet_plan.pending or public_pending or fleet_plan.missing):
+                raise CommandError("Migrations are pending.")
+            return
+        total = fleet_plan.pending + len(fleet_plan.missing)
+        if total == 0:
+            self.stdout.write(
+                f"{len(schemas)} tenant schemas: nothing to apply "
+                f"({time.perf_counter() - started:.2f}s)."
+            )
+            return
+        if self.verbosity >= 1:
+            for group in fleet_plan.groups:
+                self.stdout.write(_describe_group(group))
+        progress = FleetProgress(self.console, total, "tenant schemas", verbosity=self.verbosity)
+        with progress:
+            results = fleet.apply_plan(
+                fleet_plan,
+                jobs=jobs,
+                lock_timeout=lock_timeout,
+                on_result=lambda r: progress.advance(
+                    f"{slugs.get(r.schema, r.schema)} ({r.schema})",
+                    r.ok,
+                    r.error or (f"{r.how} {r.seconds * 1000:.0f}ms"),
+                ),
+            )
+        self._migrate_summary(
+            results, fleet_plan, len(schemas), time.perf_counter() - started, slugs
+        )
+
+    def _print_plan(self, fleet_plan, public_pending):
+        rows = []
+        for group in fleet_plan.groups:
+            names = ", ".join(f"{m.app_label}.{m.name}" for m in group.plan) or "-"
+            how = group.label + (f" ({group.reason})" if group.reason else "")
+            rows.append([len(group.schemas), len(group.plan), how, names])
+        if fleet_plan.up_to_date:
+            rows.append([len(fleet_plan.up_to_date), 0, "up to date", "-"])
+        if fleet_plan.missing:
+            rows.append(
+                [len(fleet_plan.missing), "-", "MISSING schema", ", ".join(fleet_plan.missing)]
+            )
+        print_table(
+            self.console,
+            "Tenant schemas by migration state",
+            ["Schemas", "Pending", "How", "Migrations"],
+            rows,
+        )
+        if self.verbosity >= 2:
+            for group in fleet_plan.groups:
+                if group.script:
+                    self.stdout.write(
+                        f"-- SQL for {len(group.schemas)} schemas, e.g. {group.schemas[0]}"
+                    )
+                    self.stdout.write(group.script)
+
+    def _migrate_summary(self, results, fleet_plan, count, elapsed, slugs):
+        failed = [r for r in results if not r.ok]
+        by_sql = sum(1 for r in results if r.ok and r.how == "sql")
+        by_executor = sum(1 for r in results if r.ok and r.how == "executor")
+        rate = len(results) / elapsed if elapsed else 0.0
+        rows = [
+            ["Tenant schemas", count],
+            ["Already up to date", len(fleet_plan.up_to_date)],
+            ["Migrated with precomputed SQL", by_sql],
+            ["Migrated with Django's executor", by_executor],
+            ["Failed", len(failed)],
+            ["Time", f"{elapsed:.1f}s ({rate:,.0f} schemas/s)"],
+        ]
+        print_table(self.console, "Fleet migration", ["", ""], rows)
+        if failed:
+            print_table(
+                self.console,
+                "Failed tenants (nothing was applied to them; rerun to retry)",
+                ["Tenant", "Schema", "Error"],
+                [[slugs.get(r.schema, "?"), r.schema, r.error] for r in failed],
+            )
+            raise CommandError(
+                f"{len(failed)} of {len(results)} tenant schemas failed; every other one is "
+                "migrated. Fix the cause and rerun: only what is left is applied."
+            )
+
+    # --- run -------------------------------------------------------------------------------------
+
+    def do_run(
+        self,
+        *,
+        tenants,
+        all,
+        skip_default,
+        active_only,
+        keep_going,
+        command_name,
+        command_args,
+        **_,
+    ):
+        if command_name not in get_commands():
+            raise CommandError(f"Unknown command: {command_name!r} (see 'manage.py help').")
+        if command_name == "tenants" and command_args[:1] == ["run"]:
+            raise CommandError("'tenants run' cannot run itself.")
+        args = command_args[1:] if command_args[:1] == ["--"] else command_args
+        if tenants:
+            targets = [lifecycle.find_tenant(t) for t in tenants]
+        else:
+            with no_tenant():
+                query = Tenant.objects.order_by("slug")
+                if active_only:
+                    query = query.filter(is_active=True)
+                targets = [t for t in query if not (skip_default and t.is_default)]
+        failures = []
+        for tenant in targets:
+            if self.verbosity >= 1:
+                self.stdout.write(
+                    self.style.MIGRATE_HEADING(f"== {tenant.slug} ({tenant.primary_domain})")
+                )
+            try:
+                with tenant_context(tenant):
+                    call_command(command_name, *args)
+            except (Exception, SystemExit) as error:
+                message = str(error) or type(error).__name__
+                self.stderr.write(f"{tenant.slug}: {message}")
+                failures.append(tenant.slug)
+                if not keep_going:
+                    break
+        if failures:
+            skipped = len(targets) - len(failures) if keep_going else None
+            more = "" if keep_going else " (stopped there; --keep-going goes on)"
+            raise CommandError(
+                f"{command_name} failed for {', '.join(failures)}{more}"
+                + (f"; {skipped} other tenants succeeded." if skipped is not None else ".")
+            )
+
+
+def _tenant_owned_models():
+    from django.apps import apps
+
+    return [m for m in apps.get_models() if issubclass(m, TenantOwnedModel) and not m._meta.proxy]
+
+
+def _describe_group(group) -> str:
+    names = ", ".join(f"{m.app_label}.{m.name}" for m in group.plan[:5])
+    if len(group.plan) > 5:
+        names += f", ... ({len(group.plan)} in all)"
+    how = group.label + (f": {group.reason}" if group.reason else "")
+    return f"{len(group.schemas)} schemas: {names or 'create migration table'} via {how}"
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, indent=2, default=str)
