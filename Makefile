@@ -6,7 +6,7 @@ PORT ?= 8000
 WORKERS ?= 1
 export TENANCY_MODE ?= row
 
-.PHONY: install run serve test lint format bench clean
+.PHONY: install prepare run serve test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,24 +16,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## Set up and start the site: migrate, create the demo tenants, serve on http://localhost:$(PORT)
-run: install
+## Database up to date: created if missing, migrated, demo tenants, (schema mode) spare schemas
+prepare: install
 	$(PY) manage.py ensure_database
 	$(PY) manage.py migrate
 	$(PY) manage.py seed_demo_tenants
+	@if [ "$(TENANCY_MODE)" = schema ]; then $(PY) manage.py prepare_tenant_schemas; fi
+
+## Set up and start the site: migrate, create the demo tenants, serve on http://localhost:$(PORT)
+run: prepare
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 ## The same site on the production server: static files collected, gunicorn + WhiteNoise.
 ## More than one worker needs a shared cache (CACHE_URL=redis://...), see README.
-serve: install
-	$(PY) manage.py ensure_database
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py seed_demo_tenants
+serve: prepare
 	STATIC_COLLECTED=1 $(PY) manage.py collectstatic --no-input -v0
 	STATIC_COLLECTED=1 $(VENV)/bin/gunicorn config.wsgi --bind 0.0.0.0:$(PORT) \
 	  --workers $(WORKERS) --threads 4 --access-logfile -
 
-## Set up and run the whole test suite, in row mode (SQLite) and schema mode (PostgreSQL)
+## Set up and run the whole test suite: row mode (SQLite, PostgreSQL) and schema mode
 test: install
 	scripts/test
 
