@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
                 (
                     "tenant",
                     tenants.models.TenantForeignKey(
+                        db_constraint=False,
                         editable=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
