@@ -47,6 +47,22 @@ def served_database_url() -> str:
     return f"postgres://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def manage(*args, env, check=True, timeout=600, **kwargs):
+    """Run ``manage.py *args`` in a separate process with ``env`` over this one's environment."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
 @contextmanager
 def run_server(extra_env=None, command=None):
     """Run ``manage.py runserver`` (or ``command``) on a free port; yields its base URL."""

@@ -6,16 +6,12 @@ fleet does to a schema must equal what Django's own executor (django-tenants' mi
 does to a twin schema: the catalogs are compared.
 """
 
-import os
-import subprocess
-import sys
-
 import psycopg
 import pytest
 from django.db import connection
 
+from tests import servers
 from tests.catalog import differences, snapshot
-from tests.servers import REPO
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
@@ -42,23 +38,12 @@ def fleet_db(django_db_setup, django_db_blocker):
 
 def manage(url, stage, *args, check=False):
     env = {
-        **os.environ,
         "TENANCY_MODE": "schema",
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "benchmarks.migrate_bench_settings",
         "MIGRATE_BENCH_STAGE": str(stage),
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
+    return servers.manage(*args, env=env, check=check, timeout=300)
 
 
 def query(url, sql, params=None):

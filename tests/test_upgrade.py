@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests import servers
 from tests.servers import REPO, run_server
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
@@ -71,21 +72,13 @@ def server_url(name=""):
 def manage(*args, mode="schema", database_url, check=True, **kwargs):
     # The source is made with exactly the users and sites listed here: no self-service site
     # for each user the shell creates.
-    env = {**os.environ, "TENANCY_MODE": mode, "DATABASE_URL": database_url}
-    env["TENANCY_AUTO_PROVISION"] = "false"
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}")
-    return done
+    env = {
+        "TENANCY_MODE": mode,
+        "DATABASE_URL": database_url,
+        "TENANCY_AUTO_PROVISION": "false",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    return servers.manage(*args, env=env, check=check, **kwargs)
 
 
 def drop_database(name):
