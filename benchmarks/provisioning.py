@@ -101,6 +101,18 @@ def report(title, results, ours_key, others):
         print(row("  of which the PBKDF2 password hash", sign_up["hash"]))
 
 
+def _run_on_fresh_database(title, tenancy_mode, url, options):
+    """run_mode() on a new database: a temporary SQLite file when ``url`` is None."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_mode(title, tenancy_mode, f"sqlite:///{tmp}/bench.sqlite3", options)
+    recreate(url)
+    try:
+        return run_mode(title, tenancy_mode, url, options)
+    finally:
+        recreate(url, drop_only=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fleet of 10 and 200, fewer samples")
@@ -120,16 +132,14 @@ def main():
     base = postgres_base().rsplit("/", 1)
     modes = args.modes.split(",")
     print(f"Provisioning benchmark: {options}", file=sys.stderr)
-    if "schema" in modes:
-        url = f"{base[0]}/{base[1]}_bench_schema"
-        recreate(url)
-        try:
-            schema = run_mode("schema mode, PostgreSQL", "schema", url, options)
-        finally:
-            recreate(url, drop_only=True)
-        report(
-            "Schema mode (PostgreSQL): provisioning, user row -> committed live site",
-            schema,
+    row_labels = {"ours_row": "tenant, domain, content, membership"}
+    runs = [
+        # (--modes name, title, TENANCY_MODE, database, baseline key, labels)
+        (
+            "schema",
+            "Schema mode (PostgreSQL)",
+            "schema",
+            f"{base[0]}/{base[1]}_bench_schema",
             "ours_spare",
             {
                 "ours_spare": "spare schema from the pool (renamed)",
@@ -137,30 +147,22 @@ def main():
                 "django_tenants_migrate": "django-tenants: auto_create_schema (migrations)",
                 "django_tenants_clone": "django-tenants: TENANT_BASE_SCHEMA clone_schema",
             },
-        )
-    if "row-sqlite" in modes:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/bench.sqlite3"
-            rows = run_mode("row mode, SQLite", "row", url, options)
-        report(
-            "Row mode (SQLite): provisioning, user row -> committed live site",
-            rows,
+        ),
+        ("row-sqlite", "Row mode (SQLite)", "row", None, "ours_row", row_labels),
+        (
+            "row-postgres",
+            "Row mode (PostgreSQL)",
+            "row",
+            f"{base[0]}/{base[1]}_bench_row",
             "ours_row",
-            {"ours_row": "tenant, domain, content, membership"},
-        )
-    if "row-postgres" in modes:
-        url = f"{base[0]}/{base[1]}_bench_row"
-        recreate(url)
-        try:
-            rows = run_mode("row mode, PostgreSQL", "row", url, options)
-        finally:
-            recreate(url, drop_only=True)
-        report(
-            "Row mode (PostgreSQL): provisioning, user row -> committed live site",
-            rows,
-            "ours_row",
-            {"ours_row": "tenant, domain, content, membership"},
-        )
+            row_labels,
+        ),
+    ]
+    for name, title, tenancy_mode, url, baseline, labels in runs:
+        if name not in modes:
+            continue
+        results = _run_on_fresh_database(title, tenancy_mode, url, options)
+        report(f"{title}: provisioning, user row -> committed live site", results, baseline, labels)
 
 
 if __name__ == "__main__":
