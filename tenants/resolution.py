@@ -102,8 +102,10 @@ def _load_tenant_for_host(host: str):
         if domain is None:
             return None
         tenant = domain.tenant
-        tenant._primary_domain = domain.domain if domain.is_primary else None
-        tenant.primary_domain  # noqa: B018  (prefill while the public schema is visible)
+        if domain.is_primary:
+            tenant._primary_domain = domain.domain
+        else:
+            tenant.primary_domain  # noqa: B018  (look it up while the public schema is visible)
     return tenant
 
 

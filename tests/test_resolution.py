@@ -134,3 +134,9 @@ def test_get_host_outside_a_request_accepts_nothing(rf):
 
     with pytest.raises(DisallowedHost):
         rf.get("/", HTTP_HOST="acme.localhost").get_host()
+
+
+def test_tenant_reached_by_a_secondary_domain_knows_its_primary(tenants):
+    Domain.objects.create(domain="old-acme.example", tenant=tenants["acme"], is_primary=False)
+    tenant = resolution.get_tenant_for_host("old-acme.example")
+    assert tenant.primary_domain == "acme.localhost"
