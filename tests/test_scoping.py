@@ -45,6 +45,15 @@ def test_query_with_no_tenant_fails_closed():
                 attempt()
 
 
+def test_no_tenant_inside_a_tenant_context_fails_closed_and_restores_it(tenants):
+    with tenant_context(tenants["acme"]):
+        with no_tenant(), pytest.raises(ScopeError):
+            list(PageContent.objects.all())
+        assert {p.tenant.slug for p in PageContent.objects.all()} == {"acme"}
+    with pytest.raises(ScopeError):  # and nothing is left active after the block
+        list(PageContent.objects.all())
+
+
 def test_create_with_no_tenant_fails_closed():
     with no_tenant(), pytest.raises(TenantRequired):
         PageContent.objects.create(title="orphan")
