@@ -34,10 +34,7 @@ class ResolvedHosts(list):
         return "ResolvedHosts(<host accepted by the tenant resolver>)"
 
 
-def accept_host(host: str):
-    """Accept ``host`` (without port) for the current request; returns a token for reset."""
-    return _accepted_host.set(host)
-
-
-def reset_accepted_host(token) -> None:
-    _accepted_host.reset(token)
+# accept_host(host) accepts ``host`` (without port) for the current request and returns a token
+# for reset_accepted_host(token). The context variable's own methods: called on every request.
+accept_host = _accepted_host.set
+reset_accepted_host = _accepted_host.reset

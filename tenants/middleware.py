@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from tenants import resolution
 from tenants.context import tenant_context
 from tenants.hosts import accept_host, reset_accepted_host
-from tenants.normalize import normalize_host, split_host_port
+from tenants.normalize import parse_host_header
 
 
 class TenantMiddleware:
@@ -27,11 +27,12 @@ class TenantMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if iscoroutinefunction(self):
+        if self.async_mode:
             return self.__acall__(request)
         host_key, host, port = _request_host(request)
         outcome = _resolve(host)
@@ -59,9 +60,8 @@ def _request_host(request):
         key = "HTTP_X_FORWARDED_HOST"
     else:
         key = "HTTP_HOST"
-    raw = meta.get(key) or meta.get("SERVER_NAME") or ""
-    _, port = split_host_port(raw)
-    return key, normalize_host(raw), port
+    host, port = parse_host_header(meta.get(key) or meta.get("SERVER_NAME") or "")
+    return key, host, port
 
 
 def _resolve_cached(host):
@@ -96,24 +96,25 @@ def _outcome_for(tenant, host):
     return tenant, host
 
 
-class _activate:
-    """Context manager: request.tenant, tenant context, accepted host; all reset on exit."""
+class _activate(tenant_context):
+    """tenant_context() for a request: also request.tenant and the accepted host (the Host
+    header rewritten to the normalised host it was resolved as); all reset on exit."""
+
+    __slots__ = ("_host", "_host_token")
 
     def __init__(self, request, tenant, host_key, host, port):
-        self.request, self.tenant = request, tenant
-        self.host_key, self.host, self.port = host_key, host, port
+        super().__init__(tenant)
+        request.tenant = tenant
+        request.META[host_key] = f"{host}:{port}" if port else host
+        self._host = host
 
     def __enter__(self):
-        request = self.request
-        request.tenant = self.tenant
-        request.META[self.host_key] = f"{self.host}:{self.port}" if self.port else self.host
-        self._host_token = accept_host(self.host)
-        self._context = tenant_context(self.tenant)
-        self._context.__enter__()
+        self._host_token = accept_host(self._host)
+        return super().__enter__()
 
     def __exit__(self, *exc_info):
         try:
-            return self._context.__exit__(*exc_info)
+            super().__exit__(*exc_info)
         finally:
             reset_accepted_host(self._host_token)
 

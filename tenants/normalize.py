@@ -4,6 +4,7 @@ One function decides what a host is, so a domain stored by an operator and a Hos
 by a browser meet in the same form: lowercase ASCII (IDN as punycode), no port, no trailing dot.
 """
 
+import functools
 import re
 
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
@@ -51,6 +52,13 @@ def normalize_host(raw: str) -> str | None:
     if not all(_LABEL_RE.match(label) for label in host.split(".")):
         return None
     return host
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_host_header(raw: str) -> tuple[str | None, str]:
+    """(normalised host or None, port) of a Host header, remembered: a process sees the same
+    few headers on every request. Bounded, so a flood of random Hosts only evicts."""
+    return normalize_host(raw), split_host_port(raw)[1]
 
 
 def _valid_ipv4(host: str) -> bool:
