@@ -1,4 +1,4 @@
-"""config.urls' shape: the admin first, then the site under the "home" namespace."""
+"""config.urls' shape: the site under the "home" namespace first, then the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -11,6 +11,6 @@ home_patterns = (
 )
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
     path("", include(home_patterns)),
+    path("admin/", admin.site.urls),
 ]
