@@ -9,10 +9,9 @@ from django.db.models.sql.where import AND
 from django.utils.functional import cached_property
 from django_scopes import ScopedManager
 from django_scopes.manager import DisabledQuerySet
-from django_scopes.state import get_scope
 from django_tenants.models import DomainMixin, TenantMixin
 
-from tenants.context import current_tenant
+from tenants.context import current_scope, current_tenant
 from tenants.normalize import normalize_host
 from tenants.validators import SLUG_MAX_LENGTH, TenantSlugValidator
 
@@ -195,7 +194,7 @@ class TenantManager(_ScopedBase):
     """
 
     def get_queryset(self):
-        scope = self._override_scope if hasattr(self, "_override_scope") else get_scope()
+        scope = self._override_scope if hasattr(self, "_override_scope") else current_scope()
         tenant_pk = scope.get("tenant")
         if scope.get("_enabled", True) and isinstance(tenant_pk, int):
             # The common case, one tenant active: what django-scopes' .filter(tenant=pk) adds,
@@ -215,8 +214,9 @@ class _TenantIs(RelatedExact):
     """``tenant_id = %s`` for an integer tenant pk: the SQL Django's related exact lookup makes
     for it (tests compare the two), without its per-query type and cast dispatch."""
 
-    def get_prep_lookup(self):
-        return self.rhs  # already the int the column holds
+    def __init__(self, lhs, rhs):
+        # What Lookup.__init__ ends with for a column and an int, without its checks.
+        self.lhs, self.rhs, self.bilateral_transforms = lhs, rhs, []
 
     def as_sql(self, compiler, connection):
         column, params = compiler.compile(self.lhs)
