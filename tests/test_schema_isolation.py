@@ -210,3 +210,18 @@ def test_deleting_a_tenant_schema_user_does_not_reach_for_public_tables(tenants)
     with tenant_context(tenants["acme"]):
         user.delete()  # the collector asks which tenants the user owns: none, from here
         assert not get_user_model().objects.filter(username="leaving").exists()
+
+
+def test_a_tenant_with_an_invalid_schema_name_never_gets_a_cursor(tenants):
+    """Schema names are checked before every SET search_path; valid ones are remembered, an
+    invalid one raises every time (nothing about it is cached)."""
+    from django.core.exceptions import ValidationError
+
+    from tenants.models import Tenant
+
+    hostile = Tenant(pk=tenants["acme"].pk, name="x", slug="x", schema_name='acme"; DROP')
+    for _ in range(2):
+        with tenant_context(hostile), pytest.raises(ValidationError):
+            connection.cursor()
+    with tenant_context(tenants["acme"]):
+        assert _current_schema_and_path() == ("acme", "acme")

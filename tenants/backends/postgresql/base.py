@@ -36,11 +36,13 @@ Cost and memory, both measured in benchmarks/:
   whose traffic spans more tenants than the ceiling pays that on most requests.
 """
 
+import functools
+
 import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django_tenants.postgresql_backend import base as django_tenants_base
-from django_tenants.utils import get_public_schema_name, quote_schema_name
+from django_tenants.utils import quote_schema_name
 
 from tenants.context import current_tenant
 
@@ -109,11 +111,11 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
     def _get_cursor_search_paths(self):
         paths = self._wanted_search_path()
         for path in paths:
-            django_tenants_base._check_schema_name(path)
+            _check_schema_name(path)
         return paths
 
     def _wanted_search_path(self):
-        public = get_public_schema_name()
+        public = settings.PUBLIC_SCHEMA_NAME
         tenant = current_tenant()
         explicit = self.schema_name  # set through django-tenants' API; public by default
         if tenant is None:
@@ -126,6 +128,13 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
             f"Tenant {tenant.schema_name!r} is active but the connection was set to schema "
             f"{explicit!r}; use tenants.context.tenant_context() to switch tenants."
         )
+
+
+@functools.lru_cache(maxsize=100_000)
+def _check_schema_name(name: str) -> None:
+    """django-tenants' check (ValidationError for an invalid name), once per valid name: it runs
+    on every request. Invalid names are not remembered: they raise every time."""
+    django_tenants_base._check_schema_name(name)
 
 
 def _set_search_path_sql(paths) -> str:
