@@ -84,21 +84,23 @@ def run_group(name, variants, args, port_base) -> dict:
     baseline = next(v.label for v in variants if v.baseline)
     out = {}
     print(f"\n== {name}", file=sys.stderr, flush=True)
-    workers = inprocess.start_workers(variants, rebuild=args.rebuild)
+    workers = inprocess.start_workers(variants, rebuild=args.rebuild, processes=args.processes)
     try:
         results = inprocess.measure(workers, args.rounds, args.requests)
         for worker in workers:  # after serving every site: what the worker process holds
             results[worker.variant.label].rss_bytes = worker.call("memory")["python"]["VmRSS"]
         title = (
-            f"{name}: in-process (Django WSGI handler, no server), "
-            f"{args.rounds} rounds x {args.requests} requests per variant, interleaved"
+            f"{name}: in-process (Django WSGI handler, no server), {args.processes} processes "
+            f"per variant, {args.rounds} rounds x {args.requests} requests each, interleaved"
         )
         print("\n" + report.table(title, results, baseline), flush=True)
         out["in_process"] = report.summary(results, baseline)
         if args.profile:
+            profiled = set()
             for worker in workers:
-                if worker.variant.baseline:
+                if worker.variant.baseline or worker.variant.label in profiled:
                     continue
+                profiled.add(worker.variant.label)
                 slug = worker.variant.label.replace(" ", "-").replace(",", "")
                 path = str(ARTIFACTS / f"profile-{slug}.txt")
                 worker.call("profile", n=args.requests * 4, path=path)
@@ -126,6 +128,12 @@ def main(argv=None):
     parser.add_argument("--schema-tenants", default="10,1000", help="schema counts, schema mode")
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (in-process)")
     parser.add_argument("--requests", type=int, default=100, help="requests per batch")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=3,
+        help="worker processes per variant, each with its own hash seed (in-process)",
+    )
     parser.add_argument("--no-http", dest="http", action="store_false", help="skip gunicorn")
     parser.add_argument("--http-rounds", type=int, default=20)
     parser.add_argument("--http-requests", type=int, default=100)

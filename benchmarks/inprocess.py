@@ -3,6 +3,12 @@
 Every variant of a comparison is started at once (each idle until asked) and measured in rounds:
 each round runs one batch per variant, in a shuffled order, one at a time. Load from other
 processes on the machine then falls on all variants alike instead of on whichever ran last.
+
+A variant may run in several processes, each with its own hash seed (PYTHONHASHSEED 1, 2, ...,
+the same seeds for every variant). One process's speed depends on luck that stays with it for
+its whole life (how its dicts and objects landed in memory): on this machine two processes of
+the same code differed by up to 8%, more than the effect measured. A variant's figures pool the
+requests of all its processes.
 """
 
 from __future__ import annotations
@@ -51,12 +57,15 @@ class Variant:
 class WorkerProcess:
     """A benchmarks.worker process for one variant."""
 
-    def __init__(self, variant: Variant):
+    def __init__(self, variant: Variant, hash_seed: int | None = None):
         self.variant = variant
+        env = variant.environment()
+        if hash_seed is not None:
+            env["PYTHONHASHSEED"] = str(hash_seed)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.worker"],
             cwd=ROOT,
-            env=variant.environment(),
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -116,19 +125,26 @@ class Measured:
         return statistics.median(self.cold_ns) / 1e6 if self.cold_ns else None
 
 
-def start_workers(variants: list[Variant], rebuild: bool = False) -> list[WorkerProcess]:
-    """Start a worker per variant and make its database (one at a time: builds are heavy)."""
+def start_workers(
+    variants: list[Variant], rebuild: bool = False, processes: int = 1
+) -> list[WorkerProcess]:
+    """Start ``processes`` workers per variant and make its database (one variant at a time:
+    builds are heavy)."""
     workers = []
     try:
         for variant in variants:
-            worker = WorkerProcess(variant)
-            workers.append(worker)
             print(f"  preparing {variant.label} ...", file=sys.stderr, flush=True)
-            info = worker.call(
-                "prepare", kind=variant.kind, tenants=variant.tenants, rebuild=rebuild
-            )
-            if info["built"]:
-                print(f"    built in {info['seconds']:.0f} s", file=sys.stderr, flush=True)
+            for i in range(processes):
+                worker = WorkerProcess(variant, hash_seed=i + 1 if processes > 1 else None)
+                workers.append(worker)
+                info = worker.call(
+                    "prepare",
+                    kind=variant.kind,
+                    tenants=variant.tenants,
+                    rebuild=rebuild and i == 0,
+                )
+                if info["built"]:
+                    print(f"    built in {info['seconds']:.0f} s", file=sys.stderr, flush=True)
     except BaseException:
         stop_workers(workers)
         raise
@@ -146,19 +162,24 @@ def stop_workers(workers: list[WorkerProcess]) -> None:
 def measure(
     workers: list[WorkerProcess], rounds: int, requests: int, seed: int = 1, warm: bool = True
 ) -> dict[str, Measured]:
-    """Warm every site of every variant, then ``rounds`` interleaved batches of ``requests``."""
+    """Warm every site of every variant, then ``rounds`` interleaved batches of ``requests``
+    per worker process. A round of a variant is its batches of that round, all processes."""
     results = {w.variant.label: Measured() for w in workers}
     for worker in workers if warm else ():
         print(f"  warming {worker.variant.label} ...", file=sys.stderr, flush=True)
-        results[worker.variant.label].cold_ns = worker.call("warm")["latencies_ns"]
+        results[worker.variant.label].cold_ns.extend(worker.call("warm")["latencies_ns"])
         worker.call("run", n=min(requests, 300))  # then a few more, unrecorded
     order = list(workers)
     rng = random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
+        batches = {label: ([], 0, []) for label in results}
         for worker in order:
             batch = worker.call("run", n=requests)
-            results[worker.variant.label].add(
-                batch["latencies_ns"], batch["wall_ns"], batch["cpu_ns"]
-            )
+            latencies, wall, cpu = batches[worker.variant.label]
+            latencies.extend(batch["latencies_ns"])
+            cpu.extend(batch["cpu_ns"])
+            batches[worker.variant.label] = (latencies, wall + batch["wall_ns"], cpu)
+        for label, (latencies, wall, cpu) in batches.items():
+            results[label].add(latencies, wall, cpu)
     return results
