@@ -1,5 +1,7 @@
 """Resolve the tenant from the Host and make it current for the whole request."""
 
+import functools
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpResponse
@@ -27,6 +29,11 @@ class TenantMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        # A worker sees the same Host headers over and over: parse each once. Bounded like the
+        # resolver's host cache (about 0.3 KB per entry); a flood of random Hosts only evicts.
+        self.parse_host = functools.lru_cache(maxsize=settings.TENANCY_RESOLVER_MAX_HOSTS)(
+            parse_host_header
+        )
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
@@ -34,7 +41,7 @@ class TenantMiddleware:
     def __call__(self, request):
         if self.async_mode:
             return self.__acall__(request)
-        host_key, host, port = _request_host(request)
+        host_key, host, port = _request_host(request, self.parse_host)
         outcome = _resolve(host)
         if isinstance(outcome, HttpResponse):
             return outcome
@@ -43,7 +50,7 @@ class TenantMiddleware:
             return self.get_response(request)
 
     async def __acall__(self, request):
-        host_key, host, port = _request_host(request)
+        host_key, host, port = _request_host(request, self.parse_host)
         outcome = _resolve_cached(host)
         if outcome is None:  # cold cache: the lookup needs the database, off the event loop
             outcome = await sync_to_async(_resolve)(host)
@@ -54,13 +61,13 @@ class TenantMiddleware:
             return await self.get_response(request)
 
 
-def _request_host(request):
+def _request_host(request, parse_host):
     meta = request.META
     if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in meta:
         key = "HTTP_X_FORWARDED_HOST"
     else:
         key = "HTTP_HOST"
-    host, port = parse_host_header(meta.get(key) or meta.get("SERVER_NAME") or "")
+    host, port = parse_host(meta.get(key) or meta.get("SERVER_NAME") or "")
     return key, host, port
 
 

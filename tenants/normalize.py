@@ -4,7 +4,6 @@ One function decides what a host is, so a domain stored by an operator and a Hos
 by a browser meet in the same form: lowercase ASCII (IDN as punycode), no port, no trailing dot.
 """
 
-import functools
 import re
 
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
@@ -54,10 +53,8 @@ def normalize_host(raw: str) -> str | None:
     return host
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_host_header(raw: str) -> tuple[str | None, str]:
-    """(normalised host or None, port) of a Host header, remembered: a process sees the same
-    few headers on every request. Bounded, so a flood of random Hosts only evicts."""
+    """(normalised host or None, port) of a Host header."""
     return normalize_host(raw), split_host_port(raw)[1]
 
 
