@@ -27,11 +27,8 @@ _current: ContextVar[Tenant | None] = ContextVar("current_tenant", default=None)
 # The tenant active in this context, or None. Called on every query, cache key and template
 # lookup of a request: the context variable's own (C) getter, not a Python function around it.
 current_tenant = _current.get
-
-
-def current_scope() -> dict:
-    """django-scopes' active scope (``django_scopes.state.get_scope()``)."""
-    return _scopes.get() or {}
+# django-scopes' active scope (a dict), or None if none was entered in this context.
+active_scope = _scopes.get
 
 
 class tenant_context:
@@ -51,11 +48,11 @@ class tenant_context:
         self.tenant = tenant
 
     def __enter__(self) -> Tenant:
-        self._tokens = _enter(self.tenant)
+        self._tokens = activate(self.tenant)
         return self.tenant
 
     def __exit__(self, *exc_info) -> None:
-        _exit(self._tokens)
+        deactivate(self._tokens)
 
 
 class no_tenant:
@@ -65,15 +62,17 @@ class no_tenant:
     __slots__ = ("_tokens",)
 
     def __enter__(self) -> None:
-        self._tokens = _enter(None)
+        self._tokens = activate(None)
 
     def __exit__(self, *exc_info) -> None:
-        _exit(self._tokens)
+        deactivate(self._tokens)
 
 
-def _enter(tenant):
+def activate(tenant):
     """Make ``tenant`` (or no tenant) current, here and in django-scopes' scope: what
-    ``django_scopes.scope(tenant=pk)`` sets, except that no tenant removes an enclosing one."""
+    ``django_scopes.scope(tenant=pk)`` sets, except that no tenant removes an enclosing one.
+    Returns the tokens ``deactivate()`` needs; prefer ``with tenant_context(...)``, which
+    cannot forget to call it."""
     enclosing = _scopes.get()
     scope = {**enclosing, "_enabled": True} if enclosing else {"_enabled": True}
     if tenant is None:
@@ -83,7 +82,8 @@ def _enter(tenant):
     return _current.set(tenant), _scopes.set(scope)
 
 
-def _exit(tokens) -> None:
+def deactivate(tokens) -> None:
+    """Undo ``activate()``: the tenant and scope active before it are active again."""
     current_token, scope_token = tokens
     _scopes.reset(scope_token)
     _current.reset(current_token)

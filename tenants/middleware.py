@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 
 from tenants import resolution
-from tenants.context import tenant_context
+from tenants.context import activate, deactivate
 from tenants.hosts import accept_host, reset_accepted_host
 from tenants.normalize import parse_host_header
 
@@ -45,9 +45,11 @@ class TenantMiddleware:
         outcome = _resolve(host)
         if isinstance(outcome, HttpResponse):
             return outcome
-        tenant, served_host = outcome
-        with _activate(request, tenant, host_key, served_host, port):
+        tokens = _enter_request(request, outcome, host_key, port)
+        try:
             return self.get_response(request)
+        finally:
+            _exit_request(tokens)
 
     async def __acall__(self, request):
         host_key, host, port = _request_host(request, self.parse_host)
@@ -56,9 +58,11 @@ class TenantMiddleware:
             outcome = await sync_to_async(_resolve)(host)
         if isinstance(outcome, HttpResponse):
             return outcome
-        tenant, served_host = outcome
-        with _activate(request, tenant, host_key, served_host, port):
+        tokens = _enter_request(request, outcome, host_key, port)
+        try:
             return await self.get_response(request)
+        finally:
+            _exit_request(tokens)
 
 
 def _request_host(request, parse_host):
@@ -103,27 +107,23 @@ def _outcome_for(tenant, host):
     return tenant, host
 
 
-class _activate(tenant_context):
-    """tenant_context() for a request: also request.tenant and the accepted host (the Host
-    header rewritten to the normalised host it was resolved as); all reset on exit."""
+def _enter_request(request, outcome, host_key, port):
+    """request.tenant, the tenant context and the accepted host (the Host header rewritten to
+    the normalised host it was resolved as); returns what _exit_request() resets. Two plain
+    calls rather than context managers: this runs on every request."""
+    tenant, host = outcome
+    request.tenant = tenant
+    request.META[host_key] = f"{host}:{port}" if port else host
+    host_token = accept_host(host)
+    return host_token, activate(tenant)
 
-    __slots__ = ("_host", "_host_token")
 
-    def __init__(self, request, tenant, host_key, host, port):
-        super().__init__(tenant)
-        request.tenant = tenant
-        request.META[host_key] = f"{host}:{port}" if port else host
-        self._host = host
-
-    def __enter__(self):
-        self._host_token = accept_host(self._host)
-        return super().__enter__()
-
-    def __exit__(self, *exc_info):
-        try:
-            super().__exit__(*exc_info)
-        finally:
-            reset_accepted_host(self._host_token)
+def _exit_request(tokens):
+    host_token, context_tokens = tokens
+    try:
+        deactivate(context_tokens)
+    finally:
+        reset_accepted_host(host_token)
 
 
 def _error_page(status, title, message):

@@ -11,7 +11,7 @@ from django_scopes import ScopedManager
 from django_scopes.manager import DisabledQuerySet
 from django_tenants.models import DomainMixin, TenantMixin
 
-from tenants.context import current_scope, current_tenant
+from tenants.context import active_scope, current_tenant
 from tenants.normalize import normalize_host
 from tenants.validators import SLUG_MAX_LENGTH, TenantSlugValidator
 
@@ -194,7 +194,7 @@ class TenantManager(_ScopedBase):
     """
 
     def get_queryset(self):
-        scope = self._override_scope if hasattr(self, "_override_scope") else current_scope()
+        scope = self._override_scope if hasattr(self, "_override_scope") else active_scope() or {}
         tenant_pk = scope.get("tenant")
         if scope.get("_enabled", True) and isinstance(tenant_pk, int):
             # The common case, one tenant active: what django-scopes' .filter(tenant=pk) adds,
