@@ -6,5 +6,5 @@ from tenants.context import current_tenant
 def make_key(key, key_prefix, version):
     """KEY_FUNCTION of the "default" cache: ``t<tenant id>:`` or ``platform:`` leads every key."""
     tenant = current_tenant()
-    scope = f"t{tenant.pk}" if tenant is not None else "platform"
+    scope = f"t{tenant.id}" if tenant is not None else "platform"
     return f"{scope}:{key_prefix}:{version}:{key}"

@@ -78,7 +78,7 @@ def activate(tenant):
     if tenant is None:
         scope.pop("tenant", None)
     else:
-        scope["tenant"] = tenant.pk
+        scope["tenant"] = tenant.id  # .id, not .pk: the pk property is a call on every request
     return _current.set(tenant), _scopes.set(scope)
 
 

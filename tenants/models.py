@@ -3,7 +3,10 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+from django.db.models.fields.related_descriptors import (
+    ForeignKeyDeferredAttribute,
+    ForwardManyToOneDescriptor,
+)
 from django.db.models.fields.related_lookups import RelatedExact
 from django.db.models.sql.where import AND
 from django.utils.functional import cached_property
@@ -86,8 +89,10 @@ class Tenant(TenantMixin):
         port = _url_port(request, scheme)
         return f"{scheme}://{self.primary_domain}{port}{path}"
 
-    @property
+    @cached_property
     def is_default(self) -> bool:
+        # Asked several times per page (templates); a renamed tenant is a new object in the
+        # resolver's cache (saving a tenant invalidates it).
         return self.slug == settings.TENANCY_DEFAULT_TENANT
 
 
@@ -214,13 +219,19 @@ class _TenantIs(RelatedExact):
     """``tenant_id = %s`` for an integer tenant pk: the SQL Django's related exact lookup makes
     for it (tests compare the two), without its per-query type and cast dispatch."""
 
+    # A column compared with an int: no aggregate, no window function. Constants instead of
+    # the expression-tree walk Django caches per query for each (every query asks).
+    contains_aggregate = False
+    contains_over_clause = False
+
     def __init__(self, lhs, rhs):
         # What Lookup.__init__ ends with for a column and an int, without its checks.
         self.lhs, self.rhs, self.bilateral_transforms = lhs, rhs, []
 
     def as_sql(self, compiler, connection):
-        column, params = compiler.compile(self.lhs)
-        return f"{column} = %s", [*params, self.rhs]
+        # What compiling the column (a Col, relabelled with the query) gives: "alias"."tenant_id".
+        quote = compiler.quote_name_unless_alias
+        return f"{quote(self.lhs.alias)}.{quote(self.lhs.target.column)} = %s", [self.rhs]
 
 
 def _add_tenant_condition(query, model, tenant_pk) -> None:
@@ -243,8 +254,29 @@ class _CurrentTenantDescriptor(ForwardManyToOneDescriptor):
         return super().__get__(instance, cls)
 
 
+class _TenantIdAttribute(ForeignKeyDeferredAttribute):
+    """``obj.tenant_id``: Django's foreign key id attribute (a new id forgets the cached
+    ``obj.tenant``), set once per row loaded, without creating an empty cache to look into."""
+
+    def __set__(self, instance, value):
+        cache = instance._state.__dict__.get("fields_cache")
+        if (
+            cache
+            and self.field.name in cache
+            and instance.__dict__.get(self.field.attname) != value
+        ):
+            del cache[self.field.name]
+        instance.__dict__[self.field.attname] = value
+
+
 class TenantForeignKey(models.ForeignKey):
     forward_related_accessor_class = _CurrentTenantDescriptor
+    descriptor_class = _TenantIdAttribute
+
+    def get_db_converters(self, connection):
+        # An integer id needs no conversion on any backend (ForeignKey adds one for Oracle's
+        # empty strings only): spares the lookup chain on every query that selects it.
+        return []
 
     def get_col(self, alias, output_field=None):
         # Django reuses a column expression per plain field (Field.cached_col) but builds a new

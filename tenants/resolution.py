@@ -8,7 +8,6 @@ changes. Other processes learn of a change through a generation token in the ``t
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 import uuid
@@ -16,7 +15,9 @@ import uuid
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from tenants.context import no_tenant
@@ -33,11 +34,13 @@ _cache: dict[object, object] = {}
 _local_version = 0  # bumped on every invalidation; a load that straddles one is not stored
 _shared_generation: str | None = None
 _checked_at = 0.0
+_remote: bool | None = None  # whether the tenancy cache is shared (not local memory); None: unknown
 
 
 def get_tenant_for_host(host: str):
     """The tenant whose Domain is ``host`` (already normalised), or None. Inactive included."""
-    _revalidate()
+    if _remote is not False:  # with a local-memory cache no other process can invalidate
+        _revalidate()
     try:
         return _cache[host]
     except KeyError:
@@ -120,13 +123,18 @@ def _load_default_tenant():
 
 
 def _shared_cache_is_remote() -> bool:
-    # Asked on every request: read the setting rather than fetch the cache object each time.
-    return _is_remote_backend(settings.CACHES["tenancy"]["BACKEND"])
+    global _remote
+    if _remote is None:
+        backend = import_string(settings.CACHES["tenancy"]["BACKEND"])
+        _remote = not issubclass(backend, LocMemCache)
+    return _remote
 
 
-@functools.cache
-def _is_remote_backend(backend_path: str) -> bool:
-    return not issubclass(import_string(backend_path), LocMemCache)
+@receiver(setting_changed)
+def _forget_cache_backend(setting, **kwargs):
+    global _remote
+    if setting == "CACHES":
+        _remote = None
 
 
 def _revalidate() -> None:

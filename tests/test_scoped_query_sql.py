@@ -3,7 +3,8 @@ the SQL that django-scopes' ``.filter(tenant=pk)`` makes, in every query shape: 
 must never differ from an explicitly filtered one, in either mode."""
 
 import pytest
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Subquery, Window
+from django.db.models.functions import RowNumber
 
 from home.models import PageContent
 from tenants.context import scopes_disabled, tenant_context
@@ -20,6 +21,11 @@ SHAPES = {
     "select_related": lambda qs: qs.select_related(),
     "slice": lambda qs: qs.filter(published=True)[1:2],
     "only": lambda qs: qs.only("title"),
+    "aggregate_having": lambda qs: qs.values("published").annotate(n=Count("id")).filter(n__gt=0),
+    "window": lambda qs: qs.annotate(rank=Window(RowNumber(), order_by=F("ordering").asc())),
+    "window_filter": lambda qs: qs.annotate(
+        rank=Window(RowNumber(), order_by=F("ordering").asc())
+    ).filter(rank__lte=2),
 }
 
 
