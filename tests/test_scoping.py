@@ -77,13 +77,13 @@ def test_scoped_queries_see_only_the_current_tenant(tenants):
 
 
 def test_a_new_tenant_id_forgets_the_cached_tenant(tenants):
-    with scopes_disabled():
-        page = PageContent.objects.filter(tenant=tenants["acme"]).first()
-        assert page.tenant == tenants["acme"]
-        page.tenant_id = tenants["global"].pk
-        assert page.tenant == tenants["global"]  # not the acme object cached before
-        page.tenant_id = tenants["global"].pk  # the same id again keeps the cached object
-        assert "tenant" in page._state.fields_cache
+    with tenant_context(tenants["acme"]):
+        page = PageContent.objects.first()
+        assert page.tenant == tenants["acme"]  # cached on the object from here
+        page.tenant_id = tenants["acme"].pk  # the same id keeps it
+        assert page._state.fields_cache["tenant"] == tenants["acme"]
+        page.tenant_id = tenants["global"].pk  # another id drops it
+        assert "tenant" not in page._state.fields_cache
 
 
 def test_saving_another_tenants_object_is_refused(tenants):
