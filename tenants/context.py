@@ -20,7 +20,15 @@ from django_scopes.state import state as _scopes
 if TYPE_CHECKING:
     from tenants.models import Tenant
 
-__all__ = ["current_tenant", "tenant_context", "no_tenant", "scopes_disabled"]
+__all__ = [
+    "activate",
+    "active_scope",
+    "current_tenant",
+    "deactivate",
+    "no_tenant",
+    "scopes_disabled",
+    "tenant_context",
+]
 
 _current: ContextVar[Tenant | None] = ContextVar("current_tenant", default=None)
 
@@ -35,8 +43,9 @@ class tenant_context:
     """``with tenant_context(tenant):`` makes ``tenant`` the current tenant for the block
     (queries, cache keys, schema), and django-scopes' scope with it.
 
-    A class rather than a generator-based context manager: the middleware enters one per
-    request, and this costs a fraction of ``@contextmanager`` + ``django_scopes.scope()``.
+    A class over ``activate()``/``deactivate()`` (which the middleware calls directly) rather
+    than a generator-based context manager: a fraction of the cost of ``@contextmanager`` +
+    ``django_scopes.scope()``, paid around every request and task.
     """
 
     __slots__ = ("tenant", "_tokens")
