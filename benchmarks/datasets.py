@@ -43,6 +43,17 @@ PAGES = [
     },
 ]
 PLAIN_SITE_NAME = "Plain Site 0"
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/tenantsite"
+
+
+def postgres_server_url() -> str:
+    """The PostgreSQL server (and name prefix) of the benchmark databases: BENCH_POSTGRES_URL,
+    else the tests' TEST_POSTGRES_URL, else the local default."""
+    return (
+        os.environ.get("BENCH_POSTGRES_URL")
+        or os.environ.get("TEST_POSTGRES_URL")
+        or DEFAULT_POSTGRES
+    )
 
 
 def tenant_slug(i: int) -> str:
@@ -160,22 +171,11 @@ def _build_row(tenants: int) -> None:
     from home.models import PageContent
     from tenants.context import scopes_disabled
     from tenants.demo import DEMO_TENANTS
-    from tenants.models import Domain, Tenant
     from tenants.services import create_tenant
 
     _migrate()
     create_tenant(**DEMO_TENANTS[0])  # the default tenant: the platform's site, on localhost
-    made = Tenant.objects.bulk_create(
-        (
-            Tenant(name=tenant_name(i), slug=tenant_slug(i), schema_name=tenant_slug(i))
-            for i in range(1, tenants + 1)
-        ),
-        batch_size=2000,
-    )
-    Domain.objects.bulk_create(
-        (Domain(domain=f"{t.slug}.localhost", tenant=t, is_primary=True) for t in made),
-        batch_size=2000,
-    )
+    made = _bulk_tenants(range(1, tenants + 1))
     with scopes_disabled():
         PageContent.objects.bulk_create(
             (PageContent(tenant=t, ordering=n, **p) for t in made for n, p in enumerate(PAGES, 1)),
@@ -183,22 +183,14 @@ def _build_row(tenants: int) -> None:
         )
 
 
-def _build_schema(tenants: int) -> None:
-    from django.db import connection
-
-    from tenants.demo import DEMO_TENANTS
+def _bulk_tenants(numbers) -> list:
+    """Tenants ``numbers`` with their primary domains, inserted in bulk (no schemas, no pages)."""
     from tenants.models import Domain, Tenant
-    from tenants.services import create_tenant
 
-    _migrate()
-    create_tenant(**DEMO_TENANTS[0])  # the default tenant lives in public
-    template = create_tenant(
-        name=tenant_name(1), slug=tenant_slug(1), domain=f"{tenant_slug(1)}.localhost", pages=PAGES
-    ).tenant
     made = Tenant.objects.bulk_create(
         (
             Tenant(name=tenant_name(i), slug=tenant_slug(i), schema_name=tenant_slug(i))
-            for i in range(2, tenants + 1)
+            for i in numbers
         ),
         batch_size=2000,
     )
@@ -206,6 +198,21 @@ def _build_schema(tenants: int) -> None:
         (Domain(domain=f"{t.slug}.localhost", tenant=t, is_primary=True) for t in made),
         batch_size=2000,
     )
+    return made
+
+
+def _build_schema(tenants: int) -> None:
+    from django.db import connection
+
+    from tenants.demo import DEMO_TENANTS
+    from tenants.services import create_tenant
+
+    _migrate()
+    create_tenant(**DEMO_TENANTS[0])  # the default tenant lives in public
+    template = create_tenant(
+        name=tenant_name(1), slug=tenant_slug(1), domain=f"{tenant_slug(1)}.localhost", pages=PAGES
+    ).tenant
+    made = _bulk_tenants(range(2, tenants + 1))
     connection.close()
     _clone_schemas(
         template.schema_name,

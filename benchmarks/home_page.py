@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from urllib.parse import urlsplit
 
 from benchmarks import http_load, inprocess, report
-from benchmarks.datasets import database_url_with_name
+from benchmarks.datasets import database_url_with_name, postgres_server_url
 from benchmarks.inprocess import ARTIFACTS, Variant
-
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/tenantsite"
 
 
 def bench_database(postgres_url: str, suffix: str) -> str:
@@ -141,8 +138,7 @@ def main(argv=None):
     parser.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
     parser.add_argument(
         "--postgres",
-        default=os.environ.get("BENCH_POSTGRES_URL")
-        or os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        default=postgres_server_url(),
         help="server (and name prefix) of the benchmark databases, which are kept between runs",
     )
     parser.add_argument("--port", type=int, default=8200, help="first port for gunicorn")

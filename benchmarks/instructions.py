@@ -18,7 +18,6 @@ What it leaves out: memory effects (a bigger heap, caches missed), which the tim
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks import inprocess
-from benchmarks.home_page import DEFAULT_POSTGRES, row_variants, schema_variants
+from benchmarks.datasets import postgres_server_url
+from benchmarks.home_page import row_variants, schema_variants
 from benchmarks.inprocess import ROOT, Variant
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
@@ -34,13 +34,13 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 def variants(postgres_url: str) -> dict[str, Variant]:
     plain_sqlite, row_10 = row_variants([10])
-    plain_pg, schema_10 = schema_variants(postgres_url, [10], django_tenants=False)
+    plain_pg, schema_10, django_tenants_10 = schema_variants(postgres_url, [10])
     return {
         "plain": plain_sqlite,
         "row": row_10,
         "plain-pg": plain_pg,
         "schema": schema_10,
-        "django-tenants": schema_variants(postgres_url, [10])[-1],
+        "django-tenants": django_tenants_10,
     }
 
 
@@ -101,9 +101,7 @@ def main(argv=None):
     )
     parser.add_argument("--few", type=int, default=50)
     parser.add_argument("--many", type=int, default=300)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
-    )
+    parser.add_argument("--postgres", default=postgres_server_url())
     args = parser.parse_args(argv)
 
     available = variants(args.postgres)

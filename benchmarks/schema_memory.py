@@ -20,11 +20,11 @@ tenants (as benchmarks.home_page does) for the throughput cost of recycling.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from benchmarks import inprocess, report
-from benchmarks.home_page import DEFAULT_POSTGRES, bench_database
+from benchmarks.datasets import postgres_server_url
+from benchmarks.home_page import bench_database
 from benchmarks.inprocess import Variant
 
 MB = 1024 * 1024
@@ -94,8 +94,7 @@ def main(argv=None):
     parser.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
     parser.add_argument(
         "--postgres",
-        default=os.environ.get("BENCH_POSTGRES_URL")
-        or os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        default=postgres_server_url(),
     )
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args(argv)
