@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from django.core.exceptions import ValidationError
@@ -12,6 +11,7 @@ from django.db import DatabaseError
 from tenants import lifecycle
 from tenants.context import no_tenant
 from tenants.lifecycle import OperationError
+from tenants.management.actions import action_parsers
 from tenants.models import Domain
 from tenants.progress import console_for, print_table
 
@@ -33,18 +33,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(
-            dest="action", metavar="ACTION", required=True, title="actions"
-        )
-
-        def action(name, help_text):
-            return actions.add_parser(
-                name,
-                help=help_text,
-                description=help_text,
-                epilog=EXAMPLES.get(name),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
+        action = action_parsers(parser, EXAMPLES)
 
         listing = action("list", "List domains (of one tenant, or all).")
         listing.add_argument("tenant", nargs="?", help="Slug, domain, schema name or id.")

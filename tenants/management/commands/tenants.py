@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from tenants import fleet, lifecycle
 from tenants.context import no_tenant, tenant_context
 from tenants.lifecycle import OperationError
+from tenants.management.actions import action_parsers
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.progress import FleetProgress, console_for, print_table
 
@@ -62,18 +63,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(
-            dest="action", metavar="ACTION", required=True, title="actions"
-        )
+        add_action = action_parsers(parser, EXAMPLES)
 
         def action(name, help_text):
-            sub = actions.add_parser(
-                name,
-                help=help_text,
-                description=help_text,
-                epilog=EXAMPLES.get(name),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
+            sub = add_action(name, help_text)
             sub.add_argument(
                 "-v",
                 "--verbosity",
