@@ -1,5 +1,6 @@
-"""Test helpers for members and log-ins."""
+"""Test helpers: members, log-ins, and SQL run straight against a PostgreSQL database."""
 
+import psycopg
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership
@@ -23,3 +24,13 @@ def admin_login(client, username, password=PASSWORD):
         "/admin/login/",
         {"username": username, "password": password, "next": "/admin/"},
     )
+
+
+def postgres_rows(url, sql, params=None):
+    """Rows of the last statement of ``sql`` (several statements allowed without params), on a
+    connection of its own to ``url`` (outside Django and its test transaction)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        while cursor.nextset():
+            pass
+        return cursor.fetchall() if cursor.description else []

@@ -12,6 +12,7 @@ from django.db import connection
 
 from tests import servers
 from tests.catalog import differences, snapshot
+from tests.helpers import postgres_rows
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
@@ -46,17 +47,10 @@ def manage(url, stage, *args, check=False):
     return servers.manage(*args, env=env, check=check, timeout=300)
 
 
-def query(url, sql, params=None):
-    """Rows of the last statement of ``sql`` (several statements allowed without params)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(sql, params)
-        while cursor.nextset():
-            pass
-        return cursor.fetchall() if cursor.description else []
-
-
 def applied(url, schema, app="migrate_bench_app"):
-    rows = query(url, f'SELECT name FROM "{schema}".django_migrations WHERE app = %s', [app])
+    rows = postgres_rows(
+        url, f'SELECT name FROM "{schema}".django_migrations WHERE app = %s', [app]
+    )
     return sorted(name for (name,) in rows)
 
 
@@ -67,7 +61,7 @@ def schemas():
 def reset_bench_app(url, *extra):
     """Take the bench app out of every tenant schema again (tables and migration rows)."""
     for schema in [*schemas(), *extra]:
-        query(
+        postgres_rows(
             url,
             f"SET search_path TO {schema}; DROP TABLE IF EXISTS migrate_bench_app_gadget_widgets, "
             "migrate_bench_app_gadget, migrate_bench_app_widget CASCADE; "
@@ -128,7 +122,9 @@ def test_whole_fleet_then_rerun_applies_only_what_is_left(fleet_db):
 def test_a_failing_tenant_is_named_the_others_migrate_and_a_rerun_finishes(fleet_db):
     reset_bench_app(fleet_db)
     manage(fleet_db, 1, "tenants", "migrate", check=True)
-    query(fleet_db, "ALTER TABLE bench_00003.migrate_bench_app_widget ADD COLUMN score text")
+    postgres_rows(
+        fleet_db, "ALTER TABLE bench_00003.migrate_bench_app_widget ADD COLUMN score text"
+    )
     done = manage(fleet_db, 2, "tenants", "migrate")
     assert done.returncode == 1
     assert "bench-00003" in done.stdout and "bench_00003" in done.stdout
@@ -138,7 +134,7 @@ def test_a_failing_tenant_is_named_the_others_migrate_and_a_rerun_finishes(fleet
     for schema in schemas():
         if schema != "bench_00003":
             assert applied(fleet_db, schema) == ["0001_initial", "0002_widget_score"]
-    query(fleet_db, "ALTER TABLE bench_00003.migrate_bench_app_widget DROP COLUMN score")
+    postgres_rows(fleet_db, "ALTER TABLE bench_00003.migrate_bench_app_widget DROP COLUMN score")
     rerun = manage(fleet_db, 2, "tenants", "migrate")
     assert rerun.returncode == 0, rerun.stdout
     assert "1 schemas: migrate_bench_app.0002_widget_score" in rerun.stdout
@@ -148,7 +144,7 @@ def test_a_failing_tenant_is_named_the_others_migrate_and_a_rerun_finishes(fleet
 def test_missing_schema_and_fresh_schema(fleet_db):
     reset_bench_app(fleet_db)
     manage(fleet_db, 2, "tenants", "migrate", check=True)
-    query(
+    postgres_rows(
         fleet_db,
         "INSERT INTO tenants_tenant (schema_name, name, slug, is_active, created_at) VALUES "
         "('ghost', 'Ghost', 'ghost', true, now()), ('fresh', 'Fresh', 'fresh', true, now());"
@@ -167,7 +163,7 @@ def test_missing_schema_and_fresh_schema(fleet_db):
         structure = ("columns", "constraints", "indexes", "sequences", "migrations")
         assert differences(*({k: s[k] for k in structure} for s in (fresh, clone))) == {}
     finally:
-        query(
+        postgres_rows(
             fleet_db,
             "DELETE FROM tenants_tenant WHERE slug IN ('ghost', 'fresh');"
             "DROP SCHEMA IF EXISTS fresh CASCADE",

@@ -8,7 +8,6 @@ its own named after TEST_POSTGRES_URL's (``<name>_live_<mode>``), made and dropp
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,26 +22,16 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
+from tests import servers
+from tests.helpers import PASSWORD
+
 ROOT = Path(__file__).resolve().parent.parent
 MODE = settings.TENANCY_MODE
-PORTS = range(8300, 8400)
 POOL_SIZE = 5
-PASSWORD = "correct horse battery staple"
 
 
 def _base_url():
     return os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/tenantsite")
-
-
-def _free_port():
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail(f"No free port in {PORTS.start}-{PORTS.stop - 1} for the test server.")
 
 
 class LiveSite:
@@ -51,7 +40,7 @@ class LiveSite:
         self.db_name = f"{base.rsplit('/', 1)[1]}_live_{MODE}"
         self.admin_url = base.rsplit("/", 1)[0] + "/postgres"
         self.db_url = base.rsplit("/", 1)[0] + "/" + self.db_name
-        self.port = _free_port()
+        self.port = servers.free_port()
         self.log = tmp / "server.log"
         self.env = {
             **os.environ,

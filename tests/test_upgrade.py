@@ -22,6 +22,7 @@ import pytest
 from django.db import connection
 
 from tests import servers
+from tests.helpers import postgres_rows
 from tests.servers import REPO, run_server
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
@@ -122,15 +123,6 @@ def upgraded(source):
     drop_database(name)
 
 
-def rows(url, sql, params=None):
-    """Rows of the last statement of ``sql`` (several statements allowed without params)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(sql, params)
-        while cursor.nextset():
-            pass
-        return cursor.fetchall() if cursor.description else []
-
-
 def source_rows(path, sql):
     import sqlite3
 
@@ -145,7 +137,7 @@ def test_upgrade_verifies_every_schema(upgraded):
     url, output = upgraded
     assert "Upgraded and verified: 105 schemas" in output
     assert "row counts and checksums equal to the source" in output
-    schemas = {r[0] for r in rows(url, "SELECT schema_name FROM public.tenancy_upgrade")}
+    schemas = {r[0] for r in postgres_rows(url, "SELECT schema_name FROM public.tenancy_upgrade")}
     assert len(schemas) == 105 and {"public", "acme", "bench_00100", "jcw_site"} <= schemas
 
 
@@ -157,21 +149,24 @@ def test_each_tenant_has_its_own_rows_with_their_ids(upgraded, source):
         "ON t.id = p.tenant_id WHERE t.slug = 'bench-00042' ORDER BY p.id",
     )
     assert len(src_pages) == 20
-    assert rows(url, "SELECT id, title FROM bench_00042.home_pagecontent ORDER BY id") == src_pages
-    tenants = dict(rows(url, "SELECT slug, schema_name FROM public.tenants_tenant"))
+    assert (
+        postgres_rows(url, "SELECT id, title FROM bench_00042.home_pagecontent ORDER BY id")
+        == src_pages
+    )
+    tenants = dict(postgres_rows(url, "SELECT slug, schema_name FROM public.tenants_tenant"))
     assert tenants["default"] == "public" and tenants["jcw-site"] == "jcw_site"
-    public_pages = {t for (t,) in rows(url, "SELECT title FROM public.home_pagecontent")}
+    public_pages = {t for (t,) in postgres_rows(url, "SELECT title FROM public.home_pagecontent")}
     assert public_pages == {"One codebase, many sites", "Start your site"}
 
 
 def test_users_go_where_they_belong(upgraded, source):
     url, _ = upgraded
     src = dict(source_rows(source, "SELECT username, id FROM auth_user"))
-    public = dict(rows(url, "SELECT username, id FROM public.auth_user"))
+    public = dict(postgres_rows(url, "SELECT username, id FROM public.auth_user"))
     # Platform users: staff, tenant owners, accounts without a site.
     assert {"platform-staff", "no-site-yet", "two-sites"} <= set(public)
     assert not any(name.startswith("bench-") for name in public)  # members stay on their site
-    b1 = dict(rows(url, "SELECT username, id FROM bench_00001.auth_user"))
+    b1 = dict(postgres_rows(url, "SELECT username, id FROM bench_00001.auth_user"))
     assert set(b1) == {
         "bench-00001-member1",
         "bench-00001-member2",
@@ -179,9 +174,9 @@ def test_users_go_where_they_belong(upgraded, source):
         "two-sites",
     }
     assert all(b1[name] == src[name] for name in b1)  # ids kept
-    b2 = dict(rows(url, "SELECT username, id FROM bench_00002.auth_user"))
+    b2 = dict(postgres_rows(url, "SELECT username, id FROM bench_00002.auth_user"))
     assert "two-sites" in b2 and "bench-00001-member1" not in b2
-    memberships = rows(
+    memberships = postgres_rows(
         url,
         "SELECT u.username, m.role FROM bench_00002.accounts_membership m "
         "JOIN bench_00002.auth_user u ON u.id = m.user_id ORDER BY 1",
@@ -192,47 +187,49 @@ def test_users_go_where_they_belong(upgraded, source):
 def test_sequences_are_past_the_highest_id(upgraded):
     url, _ = upgraded
     for schema in ("public", "bench_00007"):
-        highest = rows(url, f"SELECT max(id) FROM {schema}.home_pagecontent")[0][0]
-        new = rows(
+        highest = postgres_rows(url, f"SELECT max(id) FROM {schema}.home_pagecontent")[0][0]
+        new = postgres_rows(
             url,
             f"INSERT INTO {schema}.home_pagecontent (title, body, ordering, published, "
             f"updated_at, tenant_id) SELECT 'new', '', 0, true, now(), tenant_id FROM "
             f"{schema}.home_pagecontent LIMIT 1 RETURNING id",
         )[0][0]
         assert new > highest
-        rows(url, f"DELETE FROM {schema}.home_pagecontent WHERE id = %s", [new])
+        postgres_rows(url, f"DELETE FROM {schema}.home_pagecontent WHERE id = %s", [new])
 
 
 def test_content_types_and_permissions_are_mapped(upgraded):
     url, _ = upgraded
-    public_cts = rows(
+    public_cts = postgres_rows(
         url, "SELECT id, app_label, model FROM public.django_content_type ORDER BY id"
     )
     assert (
-        rows(url, "SELECT id, app_label, model FROM bench_00002.django_content_type ORDER BY id")
+        postgres_rows(
+            url, "SELECT id, app_label, model FROM bench_00002.django_content_type ORDER BY id"
+        )
         == public_cts
     )
-    perms = rows(
+    perms = postgres_rows(
         url,
         "SELECT p.codename FROM bench_00002.auth_user_user_permissions up "
         "JOIN bench_00002.auth_permission p ON p.id = up.permission_id",
     )
     assert perms == [("view_membership",)]
-    group_perms = rows(
+    group_perms = postgres_rows(
         url,
         "SELECT g.name, p.codename FROM bench_00001.auth_group_permissions gp "
         "JOIN bench_00001.auth_group g ON g.id = gp.group_id "
         "JOIN bench_00001.auth_permission p ON p.id = gp.permission_id",
     )
     assert group_perms == [("editors", "change_pagecontent")]
-    log = rows(
+    log = postgres_rows(
         url,
         "SELECT ct.app_label, ct.model, l.change_message FROM bench_00001.django_admin_log l "
         "JOIN bench_00001.django_content_type ct ON ct.id = l.content_type_id",
     )
     assert len(log) == 1 and log[0][:2] == ("home", "pagecontent")
-    assert rows(url, "SELECT count(*) FROM bench_00002.django_admin_log") == [(0,)]
-    assert rows(url, "SELECT count(*) FROM public.django_session") == [(0,)]
+    assert postgres_rows(url, "SELECT count(*) FROM bench_00002.django_admin_log") == [(0,)]
+    assert postgres_rows(url, "SELECT count(*) FROM public.django_session") == [(0,)]
 
 
 def test_rerun_writes_nothing_and_verifies_again(upgraded, source):
@@ -245,7 +242,9 @@ def test_rerun_writes_nothing_and_verifies_again(upgraded, source):
 def test_a_changed_target_fails_verification_loudly(upgraded, source):
     url, _ = upgraded
     first = "(SELECT min(id) FROM bench_00009.home_pagecontent)"
-    rows(url, f"UPDATE bench_00009.home_pagecontent SET title = 'tampered' WHERE id = {first}")
+    postgres_rows(
+        url, f"UPDATE bench_00009.home_pagecontent SET title = 'tampered' WHERE id = {first}"
+    )
     try:
         done = manage(
             "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url,
@@ -262,7 +261,7 @@ def test_a_changed_target_fails_verification_loudly(upgraded, source):
             "home_pagecontent p JOIN tenants_tenant t ON t.id = p.tenant_id "
             "WHERE t.slug = 'bench-00009')",
         )[0][0]
-        rows(
+        postgres_rows(
             url,
             "UPDATE bench_00009.home_pagecontent SET title = %s WHERE title = 'tampered'",
             [original],
@@ -305,12 +304,14 @@ def test_upgrade_from_a_postgresql_row_mode_source():
             mode="row", database_url=source,
         )  # fmt: skip
         snapshot = "SELECT id, title, tenant_id, updated_at FROM home_pagecontent ORDER BY id"
-        before = rows(source, snapshot)
+        before = postgres_rows(source, snapshot)
         done = manage("upgrade_to_schema_mode", "--source", source, database_url=target)
         assert "Upgraded and verified: 10 schemas" in done.stdout
-        assert rows(source, snapshot) == before
-        assert rows(source, "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'") == [(0,)]
-        pages = rows(target, "SELECT title FROM bench_00003.home_pagecontent ORDER BY id")
+        assert postgres_rows(source, snapshot) == before
+        assert postgres_rows(
+            source, "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'"
+        ) == [(0,)]
+        pages = postgres_rows(target, "SELECT title FROM bench_00003.home_pagecontent ORDER BY id")
         assert [t for (t,) in pages] == [f"Bench tenant 00003: page {n}" for n in range(1, 5)]
     finally:
         for name in (f"{base}_rowsource", f"{base}_upgrade_pg"):
@@ -328,7 +329,7 @@ def test_interrupted_upgrade_resumes(source):
     url = server_url(name)
     manage("ensure_database", database_url=url)
     manage("migrate_schemas", "--shared", "-v0", database_url=url)
-    rows(
+    postgres_rows(
         url,
         "CREATE TABLE public.tenancy_upgrade (schema_name text PRIMARY KEY, tenant_slug text, "
         "source text NOT NULL, rows integer NOT NULL, finished_at timestamptz NOT NULL "
@@ -347,7 +348,7 @@ def test_interrupted_upgrade_resumes(source):
         )  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            waiting = rows(
+            waiting = postgres_rows(
                 url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' "
@@ -363,11 +364,11 @@ def test_interrupted_upgrade_resumes(source):
         blocker.close()
         assert process.returncode == 130, out + err
         assert "Interrupted" in err and "rerun the same command" in err
-        done = {r[0] for r in rows(url, "SELECT schema_name FROM public.tenancy_upgrade")}
+        done = {r[0] for r in postgres_rows(url, "SELECT schema_name FROM public.tenancy_upgrade")}
         assert {"public", "acme", "bench_00001"} <= done and "bench_00050" not in done
-        assert rows(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bench_00050'") == [
-            (0,)
-        ]
+        assert postgres_rows(
+            url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'bench_00050'"
+        ) == [(0,)]
         resumed = manage(
             "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url
         )
@@ -429,8 +430,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def test_isolation_over_http_in_the_upgraded_site(upgraded):
     url, _ = upgraded
-    page_b2 = rows(url, "SELECT min(id) FROM bench_00002.home_pagecontent")[0][0]
-    page_b1 = rows(url, "SELECT min(id) FROM bench_00001.home_pagecontent")[0][0]
+    page_b2 = postgres_rows(url, "SELECT min(id) FROM bench_00002.home_pagecontent")[0][0]
+    page_b1 = postgres_rows(url, "SELECT min(id) FROM bench_00001.home_pagecontent")[0][0]
     with serving(url) as base:
         anyone = Browser(base)
         # Each host serves its own tenant's pages.
