@@ -53,6 +53,31 @@ def test_connection_is_recycled_after_max_distinct_schemas(settings, tenants, re
     assert serve(request_connection, tenants["acme"])[0] == fresh
 
 
+def serve_public(conn):
+    """A 'request' with no tenant active (a cold host lookup): the public schema."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), current_schema()")
+        pid, schema = cursor.fetchone()
+    conn.close_if_unusable_or_obsolete()
+    assert schema == "public"
+    return pid
+
+
+def test_the_public_schema_does_not_count_towards_the_ceiling(
+    settings, tenants, request_connection
+):
+    """A worker serving exactly TENANCY_CONNECTION_MAX_SCHEMAS tenants must not recycle because
+    it also looked up hosts in public: the ceiling counts tenant schemas."""
+    settings.TENANCY_CONNECTION_MAX_SCHEMAS = 2
+    first = serve_public(request_connection)
+    assert serve(request_connection, tenants["acme"])[0] == first
+    assert serve(request_connection, tenants["techinnov"])[0] == first
+    assert serve_public(request_connection) == first
+    assert serve(request_connection, tenants["acme"])[0] == first  # still the same session
+    serve(request_connection, tenants["global"])  # a third tenant schema: over the ceiling
+    assert serve_public(request_connection) != first
+
+
 def test_no_recycling_when_the_ceiling_is_off(settings, tenants, request_connection):
     settings.TENANCY_CONNECTION_MAX_SCHEMAS = 0
     pids = {serve(request_connection, tenants[slug])[0] for slug in ORDER * 2}

@@ -30,7 +30,7 @@ Cost and memory, both measured in benchmarks/:
   gives them back: one that served 1,000 tenants' home pages holds about 40 MB of its own
   memory (over 200 MB RSS counting the shared buffers it mapped; benchmarks/schema_memory.py),
   and it keeps growing with more tenants. Once a connection has set more than
-  ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct schemas it is closed at the end of the request
+  ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct tenant schemas it is closed at the end of the request
   (where Django applies ``CONN_MAX_AGE``) and the next request opens a fresh one; 0 turns this
   off. The price: a fresh connection loads each schema's catalog entries again, so a worker
   whose traffic spans more tenants than the ceiling pays that on most requests.
@@ -67,7 +67,7 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
 
     def close_if_unusable_or_obsolete(self):
         """Django's end/start-of-request check, plus: recycle a connection that has served more
-        than TENANCY_CONNECTION_MAX_SCHEMAS distinct schemas (its server process's catalog
+        than TENANCY_CONNECTION_MAX_SCHEMAS distinct tenant schemas (its server process's catalog
         caches grow with every schema touched)."""
         super().close_if_unusable_or_obsolete()
         limit = getattr(settings, "TENANCY_CONNECTION_MAX_SCHEMAS", 0)
@@ -106,7 +106,10 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
 
     def _search_path_is(self, paths):
         self.search_path_set_schemas = paths
-        self.schemas_served.update(paths)
+        # Tenant schemas only: public is one schema whatever the number of tenants, so with it
+        # counted a worker serving exactly TENANCY_CONNECTION_MAX_SCHEMAS tenants would recycle.
+        public = settings.PUBLIC_SCHEMA_NAME
+        self.schemas_served.update(path for path in paths if path != public)
 
     def _get_cursor_search_paths(self):
         paths = self._wanted_search_path()
