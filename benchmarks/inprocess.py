@@ -100,10 +100,13 @@ class Measured:
     rounds_median_ns: list[float] = field(default_factory=list)
     cold_ns: list[int] = field(default_factory=list)
     rss_bytes: int | None = None  # the worker process's RSS after the run
+    # in-process, PostgreSQL on this machine: its server process's CPU per request, per batch
+    server_cpu_ns: list[int] = field(default_factory=list)
 
-    def add(self, latencies, wall_ns, cpu=()):
+    def add(self, latencies, wall_ns, cpu=(), server_cpu=()):
         self.latencies_ns.extend(latencies)
         self.cpu_ns.extend(cpu)
+        self.server_cpu_ns.extend(server_cpu)
         self.wall_ns += wall_ns
         self.rounds_rps.append(len(latencies) / (wall_ns / 1e9))
         self.rounds_median_ns.append(statistics.median(latencies))
@@ -119,6 +122,10 @@ class Measured:
     @property
     def cpu_median_ms(self) -> float | None:
         return statistics.median(self.cpu_ns) / 1e6 if self.cpu_ns else None
+
+    @property
+    def server_cpu_median_ms(self) -> float | None:
+        return statistics.median(self.server_cpu_ns) / 1e6 if self.server_cpu_ns else None
 
     @property
     def cold_median_ms(self) -> float | None:
@@ -173,13 +180,15 @@ def measure(
     rng = random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
-        batches = {label: ([], 0, []) for label in results}
+        batches = {label: ([], 0, [], []) for label in results}
         for worker in order:
             batch = worker.call("run", n=requests)
-            latencies, wall, cpu = batches[worker.variant.label]
+            latencies, wall, cpu, server_cpu = batches[worker.variant.label]
             latencies.extend(batch["latencies_ns"])
             cpu.extend(batch["cpu_ns"])
-            batches[worker.variant.label] = (latencies, wall + batch["wall_ns"], cpu)
-        for label, (latencies, wall, cpu) in batches.items():
-            results[label].add(latencies, wall, cpu)
+            if batch["server_cpu_ns"] is not None:
+                server_cpu.append(batch["server_cpu_ns"])
+            batches[worker.variant.label] = (latencies, wall + batch["wall_ns"], cpu, server_cpu)
+        for label, (latencies, wall, cpu, server_cpu) in batches.items():
+            results[label].add(latencies, wall, cpu, server_cpu)
     return results

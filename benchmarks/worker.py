@@ -31,6 +31,27 @@ def _proc_status(pid: int | str) -> dict[str, int]:
     return fields
 
 
+def _server_process() -> int | None:
+    """The pid of this process's open PostgreSQL connection's server process, if any."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    return connection.connection.info.backend_pid
+
+
+def _cpu_time_ns(pid: int | None) -> int | None:
+    """CPU time a process has run so far, in ns (/proc/PID/schedstat), None if unreadable (not
+    on this machine, or gone)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Worker:
     def __init__(self):
         from django.core.handlers.wsgi import WSGIHandler
@@ -63,6 +84,8 @@ class Worker:
         if start is not None:
             self.position = start
         latencies, cpu = [], []
+        server = _server_process()
+        server_began = _cpu_time_ns(server)
         began = time.perf_counter_ns()
         for _ in range(n):
             host, expected = self.sites[self.position % len(self.sites)]
@@ -70,7 +93,18 @@ class Worker:
             wall_ns, cpu_ns = self._request(host, expected)
             latencies.append(wall_ns)
             cpu.append(cpu_ns)
-        return {"latencies_ns": latencies, "cpu_ns": cpu, "wall_ns": time.perf_counter_ns() - began}
+        wall = time.perf_counter_ns() - began
+        server_cpu = None
+        if server_began is not None and _server_process() == server:
+            server_ended = _cpu_time_ns(server)
+            if server_ended is not None:
+                server_cpu = (server_ended - server_began) // n
+        return {
+            "latencies_ns": latencies,
+            "cpu_ns": cpu,
+            "wall_ns": wall,
+            "server_cpu_ns": server_cpu,  # per request; None if not local PostgreSQL or recycled
+        }
 
     def memory(self):
         """This worker's RSS, and its database connection's server process (PostgreSQL)."""
