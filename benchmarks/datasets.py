@@ -24,7 +24,8 @@ import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-DATASET_VERSION = 3  # 2: SiteSettings / Branding tables; 3: tenant column without FK constraint
+DATASET_VERSION = 4  # 2: SiteSettings / Branding tables; 3: tenant column without FK constraint;
+# 4: tenant column without an index of its own
 PAGES = [
     {
         "title": "What we do",

@@ -6,4 +6,4 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self):
-        from tenants import signals  # noqa: F401  (cache invalidation handlers)
+        from tenants import checks, signals  # noqa: F401  (system checks, cache invalidation)
