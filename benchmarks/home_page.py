@@ -56,9 +56,13 @@ def row_variants(tenant_counts: list[int]) -> list[Variant]:
     return variants
 
 
-def schema_variants(postgres_url, tenant_counts, django_tenants=True) -> list[Variant]:
-    """Plain Django, the product (default settings) and django-tenants' default path. What
-    lower TENANCY_CONNECTION_MAX_SCHEMAS values cost is benchmarks.schema_memory's question."""
+def schema_variants(
+    postgres_url, tenant_counts, django_tenants=True, affinity=False
+) -> list[Variant]:
+    """Plain Django, the product (default settings) and django-tenants' default path; with
+    ``affinity``, also the product with each worker process serving only its share of the
+    tenants. What lower TENANCY_CONNECTION_MAX_SCHEMAS values cost is
+    benchmarks.schema_memory's question."""
     variants = [
         Variant("plain Django (PostgreSQL)", "benchmarks.plain.settings",
                 bench_database(postgres_url, "plain"), "plain", 1, baseline=True),
@@ -68,6 +72,12 @@ def schema_variants(postgres_url, tenant_counts, django_tenants=True) -> list[Va
         variants.append(
             Variant(f"schema mode, {n:,} schemas", "config.settings", database, "schema", n)
         )
+    if affinity:
+        n = max(tenant_counts)
+        variants.append(
+            Variant(f"schema, {n:,}, host affinity", "config.settings",
+                    bench_database(postgres_url, f"schema_{n}"), "schema", n, split_sites=True)
+        )  # fmt: skip
     if django_tenants:
         for n in tenant_counts:
             variants.append(
@@ -105,9 +115,10 @@ def run_group(name, variants, args, port_base) -> dict:
     finally:
         inprocess.stop_workers(workers)
     if args.http:
-        ports = list(range(port_base, port_base + len(variants)))
+        served = [v for v in variants if not v.split_sites]  # one gunicorn worker: no shares
+        ports = list(range(port_base, port_base + len(served)))
         results = http_load.measure(
-            variants, ports, args.http_rounds, args.http_requests, args.concurrency
+            served, ports, args.http_rounds, args.http_requests, args.concurrency
         )
         title = (
             f"{name}: HTTP (gunicorn, 1 sync worker per variant, {args.concurrency} loopback "
@@ -137,6 +148,12 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=2, help="HTTP client threads")
     parser.add_argument("--no-django-tenants", dest="django_tenants", action="store_false")
     parser.add_argument(
+        "--affinity",
+        action="store_true",
+        help="schema mode: also the largest size with each process serving only its share of "
+        "the tenants (a proxy routing each host to one worker), in-process only",
+    )
+    parser.add_argument(
         "--postgres",
         default=postgres_server_url(),
         help="server (and name prefix) of the benchmark databases, which are kept between runs",
@@ -155,7 +172,7 @@ def main(argv=None):
         figures["row"] = run_group("Home page, row mode", row_variants(counts), args, args.port)
     if "schema" in modes:
         counts = [int(n) for n in args.schema_tenants.split(",")]
-        variants = schema_variants(args.postgres, counts, args.django_tenants)
+        variants = schema_variants(args.postgres, counts, args.django_tenants, args.affinity)
         figures["schema"] = run_group("Home page, schema mode", variants, args, args.port + 10)
     if args.json:
         with open(args.json, "w") as f:

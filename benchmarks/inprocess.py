@@ -37,6 +37,9 @@ class Variant:
     tenants: int
     env: dict[str, str] = field(default_factory=dict)
     baseline: bool = False
+    # Host affinity: each of the variant's processes serves its own share of the sites (a proxy
+    # hashing the Host to a worker) instead of all of them.
+    split_sites: bool = False
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -149,6 +152,7 @@ def start_workers(
                     kind=variant.kind,
                     tenants=variant.tenants,
                     rebuild=rebuild and i == 0,
+                    share=(i, processes) if variant.split_sites else None,
                 )
                 if info["built"]:
                     print(f"    built in {info['seconds']:.0f} s", file=sys.stderr, flush=True)

@@ -63,7 +63,9 @@ class Worker:
 
     # --- commands -------------------------------------------------------------------------------
 
-    def prepare(self, kind: str, tenants: int, rebuild: bool = False):
+    def prepare(self, kind: str, tenants: int, rebuild: bool = False, share=None):
+        """Make the dataset; ``share`` = (i, n): serve only every n-th site from the i-th, as
+        one of n workers behind a proxy that routes each host to the same worker."""
         from benchmarks import datasets
 
         started = time.monotonic()
@@ -72,6 +74,9 @@ class Worker:
             (host, f"Welcome to {name}</h1>".encode())
             for host, name in datasets.sites(kind, tenants)
         ]
+        if share is not None:
+            index, count = share
+            self.sites = self.sites[index::count]
         return {"built": built, "seconds": time.monotonic() - started, "sites": len(self.sites)}
 
     def warm(self):
