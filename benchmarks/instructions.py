@@ -11,6 +11,10 @@ requests served (a collection landing in one run and not the other would add mil
 
 What it leaves out: memory effects (a bigger heap, caches missed), which the timed benchmarks
 (home_page.py) include. Needs valgrind; slow (a minute or two per variant, two at a time).
+Only small tenant counts can be counted this way: under valgrind, warming 10,000 sites takes
+longer than the branding cache keeps an entry (5 minutes), so every counted request would
+miss it (6.17 M instructions per request for row mode with 10,000 tenants, against 5.11 M
+with 10: an extra query, not tenancy's cost).
 
     .venv/bin/python -m benchmarks.instructions [--variants plain,row,...] [--few 50 --many 300]
 """
