@@ -108,8 +108,8 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
         self.search_path_set_schemas = paths
         # Tenant schemas only: public is one schema whatever the number of tenants, so with it
         # counted a worker serving exactly TENANCY_CONNECTION_MAX_SCHEMAS tenants would recycle.
-        public = settings.PUBLIC_SCHEMA_NAME
-        self.schemas_served.update(path for path in paths if path != public)
+        self.schemas_served.update(paths)
+        self.schemas_served.discard(settings.PUBLIC_SCHEMA_NAME)
 
     def _get_cursor_search_paths(self):
         paths = self._wanted_search_path()
