@@ -36,10 +36,11 @@ DATA = ARTIFACTS / "pg-files"
 
 
 def server_binary(name: str) -> str:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
-    if not found:
+    """A PostgreSQL server program: on the PATH, else in Debian's /usr/lib/postgresql/*/bin."""
+    found = shutil.which(name) or max(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), default=None)
+    if found is None:
         sys.exit(f"{name} not found: install the PostgreSQL server (e.g. postgresql-15)")
-    return found if isinstance(found, str) else found[0]
+    return found
 
 
 def _as_server_user():
