@@ -39,11 +39,13 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 def variants(postgres_url: str) -> dict[str, Variant]:
     plain_sqlite, row_10 = row_variants([10])
     plain_pg, schema_10, django_tenants_10 = schema_variants(postgres_url, [10])
+    _, schema_1000 = schema_variants(postgres_url, [1000], django_tenants=False)
     return {
         "plain": plain_sqlite,
         "row": row_10,
         "plain-pg": plain_pg,
         "schema": schema_10,
+        "schema-1000": schema_1000,  # does the Python side do more work with more schemas?
         "django-tenants": django_tenants_10,
     }
 
@@ -101,7 +103,8 @@ def main(argv=None):
     parser.add_argument(
         "--variants",
         default="plain,row,plain-pg,schema",
-        help="plain, row, plain-pg, schema, django-tenants (10 tenants or schemas each)",
+        help="plain, row, plain-pg, schema, django-tenants (10 tenants or schemas each), "
+        "schema-1000 (1,000 schemas)",
     )
     parser.add_argument("--few", type=int, default=50)
     parser.add_argument("--many", type=int, default=300)
