@@ -38,8 +38,9 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 def variants(postgres_url: str) -> dict[str, Variant]:
     plain_sqlite, row_10 = row_variants([10])
-    plain_pg, schema_10, django_tenants_10 = schema_variants(postgres_url, [10])
-    _, schema_1000 = schema_variants(postgres_url, [1000], django_tenants=False)
+    plain_pg, schema_10, schema_1000, django_tenants_10, _ = schema_variants(
+        postgres_url, [10, 1000]
+    )
     return {
         "plain": plain_sqlite,
         "row": row_10,

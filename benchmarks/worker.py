@@ -119,7 +119,7 @@ class Worker:
         if connection.vendor != "postgresql":
             return result
         connection.ensure_connection()
-        pid = connection.connection.info.backend_pid
+        pid = _server_process()
         with connection.connection.cursor() as cursor:  # raw: no search_path, no schema counted
             cursor.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
             contexts = int(cursor.fetchone()[0])
@@ -166,13 +166,10 @@ class Worker:
     # --- internals ------------------------------------------------------------------------------
 
     def _sample_backend(self, **kwargs):
-        from django.db import connection
-
-        if connection.vendor == "postgresql" and connection.connection is not None:
-            pid = connection.connection.info.backend_pid
-            status = _proc_status(pid)
+        pid = _server_process()
+        if pid is not None:
             peak = self.backend_samples.setdefault(pid, {})
-            for key, value in status.items():
+            for key, value in _proc_status(pid).items():
                 peak[key] = max(peak.get(key, 0), value)
 
     def _request(self, host: str, expected: bytes) -> tuple[int, int]:
