@@ -1,9 +1,8 @@
 """Who may do what on the current tenant's site: the one place that answers it."""
 
-from django.conf import settings
-
 from accounts.models import Membership
-from tenants.context import current_tenant
+from tenants.conf import is_platform_tenant
+from tenants.runtime.context import current_tenant
 
 # Apps whose models a role may manage on its own tenant's site.
 ROLE_APPS = {
@@ -28,8 +27,7 @@ def current_membership(user):
 
 def is_platform_site() -> bool:
     """Whether the current tenant is the platform's own (default) site."""
-    tenant = current_tenant()
-    return tenant is not None and tenant.slug == settings.TENANCY_DEFAULT_TENANT
+    return is_platform_tenant(current_tenant())
 
 
 def may_sign_in(user) -> bool:

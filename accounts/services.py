@@ -9,7 +9,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from tenants.services import (
+from tenants.provisioning.services import (
     Provisioned,
     SiteNameUnavailable,
     provision_tenant_for_user,

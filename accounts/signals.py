@@ -5,8 +5,9 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from tenants.context import current_tenant
-from tenants.services import provision_tenant_for_user
+from tenants.conf import is_platform_tenant
+from tenants.provisioning.services import provision_tenant_for_user
+from tenants.runtime.context import current_tenant
 
 
 def provisions_site(user) -> bool:
@@ -21,7 +22,7 @@ def provisions_site(user) -> bool:
     if user.is_superuser and not settings.TENANCY_PROVISION_SUPERUSERS:
         return False
     tenant = current_tenant()
-    return tenant is None or tenant.slug == settings.TENANCY_DEFAULT_TENANT
+    return tenant is None or is_platform_tenant(tenant)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.provision_site")

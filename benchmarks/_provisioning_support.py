@@ -50,7 +50,7 @@ class Worker:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo_tenants", verbosity=0)
         if self.schema_mode:
-            from tenants import schema_factory, schema_template
+            from tenants.provisioning import schema_factory, schema_template
 
             schema_factory.prepare(spares=0)
             # django-tenants' clone path copies a base schema made by the migrations.
@@ -70,8 +70,9 @@ class Worker:
         from django.db import connections
         from django.test import override_settings
 
-        from tenants.services import create_tenant, site_domain
-        from tenants.starter import starter_pages
+        from tenants.conf import site_domain
+        from tenants.provisioning.services import create_tenant
+        from tenants.provisioning.starter import starter_pages
 
         missing = size - self.tenant_count()
         if missing <= 0:
@@ -113,8 +114,8 @@ class Worker:
     def time_ours(self, samples, pool):
         from django.test import override_settings
 
-        from tenants import schema_pool
-        from tenants.services import provision_tenant_for_user
+        from tenants.provisioning import schema_pool
+        from tenants.provisioning.services import provision_tenant_for_user
 
         spares_before = 0
         if self.schema_mode and pool:
@@ -140,10 +141,11 @@ class Worker:
         from django.test import override_settings
 
         from home.content import add_pages
-        from tenants.context import no_tenant, tenant_context
+        from tenants.conf import site_domain
         from tenants.models import Domain, Tenant
-        from tenants.services import grant_owner_access, site_domain
-        from tenants.starter import starter_pages
+        from tenants.provisioning.services import grant_owner_access
+        from tenants.provisioning.starter import starter_pages
+        from tenants.runtime.context import no_tenant, tenant_context
         from tenants.validators import schema_name_for_slug, slug_for_username
 
         overrides = (
@@ -180,7 +182,7 @@ class Worker:
         from django.contrib.auth.hashers import make_password
         from django.test import Client, override_settings
 
-        from tenants import schema_pool
+        from tenants.provisioning import schema_pool
 
         if self.schema_mode:
             schema_pool.fill(samples + 2)

@@ -169,10 +169,10 @@ def _build_plain(tenants: int) -> None:
 
 
 def _build_row(tenants: int) -> None:
+    from devtools.demo import DEMO_TENANTS
     from home.models import PageContent
-    from tenants.context import scopes_disabled
-    from tenants.demo import DEMO_TENANTS
-    from tenants.services import create_tenant
+    from tenants.provisioning.services import create_tenant
+    from tenants.runtime.context import scopes_disabled
 
     _migrate()
     create_tenant(**DEMO_TENANTS[0])  # the default tenant: the platform's site, on localhost
@@ -205,8 +205,8 @@ def _bulk_tenants(numbers) -> list:
 def _build_schema(tenants: int) -> None:
     from django.db import connection
 
-    from tenants.demo import DEMO_TENANTS
-    from tenants.services import create_tenant
+    from devtools.demo import DEMO_TENANTS
+    from tenants.provisioning.services import create_tenant
 
     _migrate()
     create_tenant(**DEMO_TENANTS[0])  # the default tenant lives in public

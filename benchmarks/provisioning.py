@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/provisioning.py --quick    # smaller fleet and fewer samples
 
 Provisioning is timed from the user row existing to a committed, live site (tenant, schema,
-domain, starter content, owner's admin access), as ``tenants.services.provision_tenant_for_user``
-does it, in:
+domain, starter content, owner's admin access), as
+``tenants.provisioning.services.provision_tenant_for_user`` does it, in:
 
 * schema mode (PostgreSQL): ours from the spare pool, ours by the template script (pool empty),
   and, in the same run and database, django-tenants' default path (``auto_create_schema``

@@ -46,7 +46,7 @@ TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", defau
 # Most host lookups a process keeps (about 1.3 KB each); when full the cache starts over.
 TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
 
-# --- Self-service sign-up and provisioning (accounts.services, tenants.services) ----------------
+# --- Self-service sign-up and provisioning (accounts.services, tenants.provisioning) ----------
 # Creating a platform user (sign-up, platform admin, shell) provisions their site. Off: only the
 # sign-up pages and `manage.py provision_tenant` do.
 TENANCY_AUTO_PROVISION = env.bool("TENANCY_AUTO_PROVISION", default=True)
@@ -54,7 +54,7 @@ TENANCY_AUTO_PROVISION = env.bool("TENANCY_AUTO_PROVISION", default=True)
 TENANCY_PROVISION_SUPERUSERS = env.bool("TENANCY_PROVISION_SUPERUSERS", default=False)
 # Site names no one may sign up with, on top of tenants.validators.BUILTIN_RESERVED_SLUGS.
 TENANCY_RESERVED_SLUGS = env.list("TENANCY_RESERVED_SLUGS", default=[])
-# Schema mode: spare tenant schemas kept ready (tenants.schema_pool); 0 turns the pool off.
+# Schema mode: spare tenant schemas kept ready (tenants.provisioning.schema_pool); 0: no pool.
 TENANCY_SCHEMA_POOL_SIZE = env.int("TENANCY_SCHEMA_POOL_SIZE", default=10)
 # "background": a process that claims a spare refills the pool in a thread; "command": only
 # `manage.py prepare_tenant_schemas` fills it (cron, deploy).
@@ -63,9 +63,9 @@ if TENANCY_SCHEMA_POOL_REFILL not in ("background", "command"):
     raise ImproperlyConfigured("TENANCY_SCHEMA_POOL_REFILL must be 'background' or 'command'")
 
 # Host validation is done by the tenant resolver: Django's get_host() accepts only the host the
-# resolver accepted for the current request (tenants.hosts), so domains added at run time work
-# without "*".
-from tenants.hosts import ResolvedHosts  # noqa: E402  (no Django imports in that module)
+# resolver accepted for the current request (tenants.runtime.hosts), so domains added at run
+# time work without "*".
+from tenants.runtime.hosts import ResolvedHosts  # noqa: E402  (no Django imports in that module)
 
 ALLOWED_HOSTS = ResolvedHosts()
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
@@ -83,6 +83,10 @@ SHARED_APPS = [
     "accounts",
     "home",
 ]
+# Developer tooling (demo tenants, benchmark tenants): no models; production may leave it out.
+DEV_TOOLS = env.bool("DEV_TOOLS", default=True)
+if DEV_TOOLS:
+    SHARED_APPS.append("devtools")
 # Apps whose tables every tenant schema gets (schema mode). In schema mode the default tenant
 # lives in the public schema, so these are also in SHARED_APPS.
 TENANT_APPS = [
@@ -105,7 +109,7 @@ PUBLIC_SCHEMA_NAME = "public"
 TENANT_COLOR_ADMIN_APPS = False  # the admin looks the same in both modes, in the site's colours
 
 MIDDLEWARE = [
-    "tenants.middleware.TenantMiddleware",
+    "tenants.runtime.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, in runserver and gunicorn alike
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -175,12 +179,15 @@ DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=_test_
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches ------------------------------------------------------------------------------------
-# "default" is for application data: its keys carry the current tenant (tenants.cache.make_key).
+# "default" is for application data: its keys carry the current tenant (tenants.runtime.cache).
 # "tenancy" holds host lookups and their invalidation generation; share it (Redis) across
 # processes so a domain change is seen everywhere.
 _cache_url = env("CACHE_URL", default="locmemcache://")
 CACHES = {
-    "default": {**env.cache_url_config(_cache_url), "KEY_FUNCTION": "tenants.cache.make_key"},
+    "default": {
+        **env.cache_url_config(_cache_url),
+        "KEY_FUNCTION": "tenants.runtime.cache.make_key",
+    },
     "tenancy": {**env.cache_url_config(_cache_url), "KEY_PREFIX": "tenancy"},
 }
 if _cache_url.startswith("locmemcache"):
@@ -191,7 +198,9 @@ if _cache_url.startswith("locmemcache"):
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
 
 # --- Sessions and auth -------------------------------------------------------------------------
-SESSION_ENGINE = "tenants.sessions"  # database sessions bound to the tenant they were made on
+SESSION_ENGINE = (
+    "tenants.runtime.sessions"  # database sessions bound to the tenant they were made on
+)
 AUTHENTICATION_BACKENDS = ["accounts.backends.TenantMembershipBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

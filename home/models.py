@@ -8,8 +8,8 @@ from django.dispatch import receiver
 from django.urls import reverse
 
 from home.colours import contrast_ratio, readable_on
-from tenants.context import current_tenant, tenant_context
 from tenants.models import Tenant, TenantOwnedModel
+from tenants.runtime.context import current_tenant, tenant_context
 
 DEFAULT_BRAND_COLOUR = "#1f5fbf"
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -44,7 +44,7 @@ class SiteSettings(TenantOwnedModel):
     schema, which is all a tenant host's ``search_path`` sees.
     """
 
-    CACHE_KEY = "home:branding"  # the cache's key function adds the tenant (tenants.cache)
+    CACHE_KEY = "home:branding"  # the cache's key function adds the tenant (tenants.runtime.cache)
     CACHE_SECONDS = 300
 
     site_name = models.CharField(

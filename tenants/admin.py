@@ -2,10 +2,11 @@ from django import forms
 from django.contrib import admin
 
 from accounts.admin import PlatformOnlyAdmin
+from tenants.conf import site_domain
 from tenants.models import Domain, Tenant
-from tenants.normalize import normalize_host
-from tenants.services import create_tenant, site_domain, slug_unavailable
-from tenants.starter import starter_pages
+from tenants.provisioning.services import create_tenant, slug_unavailable
+from tenants.provisioning.starter import starter_pages
+from tenants.runtime.normalize import normalize_host
 
 
 class DomainInline(admin.TabularInline):
@@ -47,8 +48,9 @@ class TenantAddForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
-    """Platform staff manage tenants here. Adding one goes through tenants.services.create_tenant
-    (schema, domain, starter content and the owner's access, in one transaction)."""
+    """Platform staff manage tenants here. Adding one goes through
+    tenants.provisioning.services.create_tenant (schema, domain, starter content and the
+    owner's access, in one transaction)."""
 
     list_display = ["name", "slug", "schema_name", "is_active", "owner", "created_at"]
     list_filter = ["is_active"]

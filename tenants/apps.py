@@ -6,4 +6,5 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self):
-        from tenants import checks, signals  # noqa: F401  (system checks, cache invalidation)
+        from tenants import checks  # noqa: F401  (system checks)
+        from tenants.runtime import signals  # noqa: F401  (cache invalidation)

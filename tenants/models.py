@@ -3,19 +3,19 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models.fields.related_descriptors import (
-    ForeignKeyDeferredAttribute,
-    ForwardManyToOneDescriptor,
-)
-from django.db.models.fields.related_lookups import RelatedExact
-from django.db.models.sql.where import AND
 from django.utils.functional import cached_property
-from django_scopes import ScopedManager
-from django_scopes.manager import DisabledQuerySet
 from django_tenants.models import DomainMixin, TenantMixin
 
-from tenants.context import active_scope, current_tenant
-from tenants.normalize import normalize_host
+from tenants.conf import is_platform_slug, public_schema, schema_mode
+from tenants.internals import ForeignKeyIdAttribute
+from tenants.runtime.context import current_tenant
+from tenants.runtime.normalize import normalize_host
+from tenants.runtime.scoping import (
+    CrossTenantWrite,
+    CurrentTenantDescriptor,
+    TenantManager,
+    TenantRequired,
+)
 from tenants.validators import SLUG_MAX_LENGTH, TenantSlugValidator
 
 
@@ -31,11 +31,7 @@ class PlatformTableManager(models.Manager):
     def get_queryset(self):
         queryset = super().get_queryset()
         tenant = current_tenant()
-        if (
-            settings.TENANCY_MODE == "schema"
-            and tenant is not None
-            and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME
-        ):
+        if schema_mode() and tenant is not None and tenant.schema_name != public_schema():
             return queryset.none()
         return queryset
 
@@ -43,7 +39,7 @@ class PlatformTableManager(models.Manager):
 class Tenant(TenantMixin):
     """A customer site. ``schema_name`` (from django-tenants) is only used in schema mode."""
 
-    # Schemas are made by tenants.services.provisioning, never as a side effect of save().
+    # Schemas are made by tenants.provisioning, never as a side effect of save().
     auto_create_schema = False
     auto_drop_schema = False
 
@@ -93,7 +89,7 @@ class Tenant(TenantMixin):
     def is_default(self) -> bool:
         # Asked several times per page (templates); a renamed tenant is a new object in the
         # resolver's cache (saving a tenant invalidates it).
-        return self.slug == settings.TENANCY_DEFAULT_TENANT
+        return is_platform_slug(self.slug)
 
 
 def _url_port(request, scheme: str) -> str:
@@ -110,7 +106,7 @@ def _url_port(request, scheme: str) -> str:
 
 
 class Domain(DomainMixin):
-    """A host name that serves a tenant. Stored normalised (see tenants.normalize)."""
+    """A host name that serves a tenant. Stored normalised (see tenants.runtime.normalize)."""
 
     class Meta:
         db_table = "tenants_domain"
@@ -140,138 +136,9 @@ class Domain(DomainMixin):
 # --- Tenant-owned models -----------------------------------------------------------------------
 
 
-class TenantRequired(Exception):
-    """Tenant-owned data was written with no tenant active (fail closed)."""
-
-
-class CrossTenantWrite(Exception):
-    """An object of one tenant was saved while another tenant is active."""
-
-
-class _FailClosedQuerySet(DisabledQuerySet):
-    """django-scopes' no-scope queryset, also closing what it leaves open.
-
-    Upstream ``DisabledQuerySet`` still runs ``exists()``, ``contains()``, ``explain()`` and
-    bulk writes without a filter; with no tenant active those would see every tenant's rows.
-    """
-
-    exists = DisabledQuerySet.error
-    contains = DisabledQuerySet.error
-    explain = DisabledQuerySet.error
-    in_bulk = DisabledQuerySet.error
-    bulk_create = DisabledQuerySet.error
-    bulk_update = DisabledQuerySet.error
-
-
-class TenantQuerySet(models.QuerySet):
-    def select_related(self, *fields):
-        """``select_related()`` with no fields follows every FK but ``tenant``: the tenant is the
-        active one already (no join needed), and in schema mode its table is not on the
-        tenant's search_path. The admin calls it this way for FKs in ``list_display``."""
-        if not fields:
-            fields = [
-                f.name
-                for f in self.model._meta.concrete_fields
-                if f.is_relation and not f.null and f.name != "tenant"
-            ]
-            if not fields:
-                return self._chain()
-        return super().select_related(*fields)
-
-    def bulk_create(self, objs, *args, **kwargs):
-        objs = list(objs)
-        for obj in objs:
-            obj.assign_current_tenant()
-        return super().bulk_create(objs, *args, **kwargs)
-
-
-_ScopedBase = type(
-    ScopedManager(tenant="tenant", _manager_class=TenantQuerySet.as_manager().__class__)
-)
-
-
-class TenantManager(_ScopedBase):
-    """Default manager of tenant-owned models: scoped to the current tenant, fail closed.
-
-    With a tenant active every query is filtered by it (in schema mode too: a second wall behind
-    the schema). With none, queries raise ``django_scopes.ScopeError`` unless the caller opted
-    out with ``with scopes_disabled():``.
-    """
-
-    def get_queryset(self):
-        scope = self._override_scope if hasattr(self, "_override_scope") else active_scope() or {}
-        tenant_pk = scope.get("tenant")
-        if scope.get("_enabled", True) and isinstance(tenant_pk, int):
-            # The common case, one tenant active: what django-scopes' .filter(tenant=pk) adds,
-            # without the queryset clone and lookup resolution it costs on every query.
-            queryset = super(_ScopedBase, self).get_queryset()
-            _add_tenant_condition(queryset.query, self.model, tenant_pk)
-            return queryset
-        queryset = super().get_queryset()
-        if isinstance(queryset, DisabledQuerySet):
-            return _FailClosedQuerySet(
-                self.model, using=self._db, missing_scopes=queryset.missing_scopes
-            )
-        return queryset
-
-
-class _TenantIs(RelatedExact):
-    """``tenant_id = %s`` for an integer tenant pk: the SQL Django's related exact lookup makes
-    for it (tests compare the two), without its per-query type and cast dispatch."""
-
-    # A column compared with an int: no aggregate, no window function. Constants instead of
-    # the expression-tree walk Django caches per query for each (every query asks).
-    contains_aggregate = False
-    contains_over_clause = False
-
-    def __init__(self, lhs, rhs):
-        # What Lookup.__init__ ends with for a column and an int, without its checks.
-        self.lhs, self.rhs, self.bilateral_transforms = lhs, rhs, []
-
-    def as_sql(self, compiler, connection):
-        # What compiling the column (a Col, relabelled with the query) gives: "alias"."tenant_id".
-        quote = compiler.quote_name_unless_alias
-        return f"{quote(self.lhs.alias)}.{quote(self.lhs.target.column)} = %s", [self.rhs]
-
-
-def _add_tenant_condition(query, model, tenant_pk) -> None:
-    """Add ``tenant = tenant_pk`` to a fresh query, in place: the WHERE node that
-    ``.filter(tenant=tenant_pk)`` would build, on the table's own alias."""
-    field = model._meta.get_field("tenant")
-    alias = query.get_initial_alias()
-    query.where.add(_TenantIs(field.get_col(alias), tenant_pk), AND)
-
-
-class _CurrentTenantDescriptor(ForwardManyToOneDescriptor):
-    """``obj.tenant`` is the active tenant object when it matches: no query, and in schema mode
-    no need to see the public schema's tenant table from a tenant's search_path."""
-
-    def __get__(self, instance, cls=None):
-        if instance is not None and not self.is_cached(instance):
-            tenant = current_tenant()
-            if tenant is not None and tenant.pk == getattr(instance, self.field.attname):
-                self.field.set_cached_value(instance, tenant)
-        return super().__get__(instance, cls)
-
-
-class _TenantIdAttribute(ForeignKeyDeferredAttribute):
-    """``obj.tenant_id``: Django's foreign key id attribute (a new id forgets the cached
-    ``obj.tenant``), set once per row loaded, without creating an empty cache to look into."""
-
-    def __set__(self, instance, value):
-        cache = instance._state.__dict__.get("fields_cache")
-        if (
-            cache
-            and self.field.name in cache
-            and instance.__dict__.get(self.field.attname) != value
-        ):
-            del cache[self.field.name]
-        instance.__dict__[self.field.attname] = value
-
-
 class TenantForeignKey(models.ForeignKey):
-    forward_related_accessor_class = _CurrentTenantDescriptor
-    descriptor_class = _TenantIdAttribute
+    forward_related_accessor_class = CurrentTenantDescriptor
+    descriptor_class = ForeignKeyIdAttribute
 
     def get_db_converters(self, connection):
         # An integer id needs no conversion on any backend (ForeignKey adds one for Oracle's
@@ -331,7 +198,7 @@ class TenantOwnedModel(models.Model):
             if tenant is None:
                 raise TenantRequired(
                     f"{type(self).__name__} belongs to a tenant but none is active; "
-                    "use tenants.context.tenant_context() or set .tenant explicitly."
+                    "use tenants.runtime.context.tenant_context() or set .tenant explicitly."
                 )
             self.tenant = tenant
         elif tenant is not None and self.tenant_id != tenant.pk:

@@ -108,7 +108,7 @@ def slug_for_username(username: str) -> str:
 def username_slug_problem(username: str) -> str | None:
     """Why ``username`` cannot name a self-service site (format and reserved names), or None.
 
-    Whether the name is already taken needs the database: see tenants.services.
+    Whether the name is already taken needs the database: see tenants.provisioning.services.
     """
     if not isinstance(username, str) or not username:
         return "Enter a username."

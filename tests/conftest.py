@@ -5,10 +5,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
-from tenants import resolution
-from tenants.context import tenant_context
-from tenants.hosts import ResolvedHosts
 from tenants.models import Tenant
+from tenants.runtime import resolution
+from tenants.runtime.context import tenant_context
+from tenants.runtime.hosts import ResolvedHosts
 
 SCHEMA_MODE = settings.TENANCY_MODE == "schema"
 DEMO_HOSTS = {

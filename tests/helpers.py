@@ -4,7 +4,7 @@ import psycopg
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership
-from tenants.context import tenant_context
+from tenants.runtime.context import tenant_context
 
 PASSWORD = "correct horse battery staple"
 

@@ -5,7 +5,7 @@ import asyncio
 from django.http import JsonResponse
 from django.urls import include, path
 
-from tenants.context import current_tenant
+from tenants.runtime.context import current_tenant
 
 
 def whoami(request):

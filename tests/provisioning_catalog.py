@@ -1,7 +1,7 @@
 """What a schema holds, read from PostgreSQL's catalogs, for comparing two tenant schemas.
 
-Written independently of tenants.schema_template (information_schema where it has the answer),
-so a mistake in the script generator cannot hide behind the same mistake here.
+Written independently of tenants.provisioning.schema_template (information_schema where it has
+the answer), so a mistake in the script generator cannot hide behind the same mistake here.
 """
 
 from django.db import connection

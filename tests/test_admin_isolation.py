@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import Membership
 from home.models import PageContent
-from tenants.context import tenant_context
+from tenants.runtime.context import tenant_context
 from tests.conftest import SCHEMA_MODE
 from tests.helpers import admin_login, make_member
 

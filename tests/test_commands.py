@@ -12,8 +12,8 @@ from django.db import connection
 
 from accounts.models import Membership
 from home.models import PageContent
-from tenants.context import no_tenant, scopes_disabled, tenant_context
 from tenants.models import Domain, Tenant
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tests.conftest import SCHEMA_MODE
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +67,49 @@ def test_create_with_owner_makes_a_member_who_can_sign_in(host_client):
     client = host_client("owned.example")
     client.post("/admin/login/", {"username": "olga", "password": "pw for olga 123"})
     assert client.get("/admin/").status_code == 200
+
+
+def test_create_with_owner_grants_access_once():
+    """``tenants create --owner`` used to grant the owner's access twice (the provisioning
+    service, then an operator helper with a different idea of which fields to copy)."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run(
+            "tenants", "create", "--name", "Once", "--slug", "once",
+            "--owner", "oona", "--owner-email", "oona@example.com",
+        )  # fmt: skip
+    membership_writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "accounts_membership" in q["sql"]
+        and q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))
+    ]
+    assert len(membership_writes) == 1, membership_writes
+    tenant = Tenant.objects.get(slug="once")
+    with tenant_context(tenant):
+        assert Membership.objects.get().role == Membership.Role.OWNER
+        assert get_user_model().objects.filter(username="oona").count() == 1
+
+
+def test_granting_owner_access_again_changes_nothing_but_the_role(tenants):
+    from tenants.provisioning.services import grant_owner_access
+
+    User = get_user_model()
+    with no_tenant():
+        user = User(username="twice", email="twice@example.com")
+        user.provision_site = False  # just an account: the test grants access itself
+        user.set_password("pw for twice 123")
+        user.save()
+    acme = tenants["acme"]
+    grant_owner_access(acme, user)
+    with tenant_context(acme):
+        Membership.objects.filter(user__username="twice").update(role=Membership.Role.EDITOR)
+    grant_owner_access(acme, user)
+    with tenant_context(acme):
+        memberships = list(Membership.objects.filter(user__username="twice"))
+        assert [m.role for m in memberships] == [Membership.Role.OWNER]
+        assert User.objects.filter(username="twice").count() == 1
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ with CONN_HEALTH_CHECKS on.
 import pytest
 from django.db import connection, connections
 
-from tenants.context import tenant_context
+from tenants.runtime.context import tenant_context
 from tests.test_scoping import DEMO_TITLES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.schema_only]

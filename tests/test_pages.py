@@ -12,8 +12,8 @@ from django.test import Client
 from accounts.models import Membership
 from home.colours import contrast_ratio, readable_on
 from home.models import DEFAULT_BRAND_COLOUR, PageContent, SiteSettings
-from tenants.context import tenant_context
 from tenants.models import Tenant
+from tenants.runtime.context import tenant_context
 from tests.conftest import SCHEMA_MODE
 from tests.helpers import PASSWORD, admin_login, make_member
 

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tenants.context import no_tenant, scopes_disabled
 from tenants.models import Domain, Tenant
+from tenants.runtime.context import no_tenant, scopes_disabled
 from tests.helpers import PASSWORD, admin_login
 
 pytestmark = pytest.mark.django_db

@@ -9,14 +9,14 @@ from django.test import Client
 from accounts.models import Membership
 from accounts.services import SignUpRefused, sign_up
 from home.models import PageContent
-from tenants.context import scopes_disabled, tenant_context
 from tenants.models import Domain, Tenant
-from tenants.services import (
+from tenants.provisioning.services import (
     SiteNameUnavailable,
     provision_tenant_for_user,
     provisioning_step,
     slug_unavailable,
 )
+from tenants.runtime.context import scopes_disabled, tenant_context
 from tenants.validators import slug_for_username, username_slug_problem
 from tests.conftest import SCHEMA_MODE
 from tests.helpers import PASSWORD, admin_login
@@ -247,7 +247,7 @@ def test_provision_command(capsys, settings):
 
 @pytest.mark.schema_only
 def test_an_orphan_schema_blocks_its_name_until_cleaned():
-    from tenants.schema_factory import create_tenant_schema
+    from tenants.provisioning.schema_factory import create_tenant_schema
 
     create_tenant_schema("orphaned")  # a schema with no tenant row (left by something else)
     assert "taken" in slug_unavailable("orphaned")

@@ -5,8 +5,8 @@ from io import StringIO
 import pytest
 from django.db import connection, transaction
 
-from tenants import schema_factory, schema_pool, schema_template
 from tenants.models import Tenant
+from tenants.provisioning import schema_factory, schema_pool, schema_template
 from tests.provisioning_catalog import describe_schema
 
 pytestmark = [pytest.mark.django_db, pytest.mark.schema_only]

@@ -3,10 +3,10 @@
 import pytest
 from django.test import override_settings
 
-from tenants import resolution
-from tenants.context import scopes_disabled
 from tenants.models import Domain
-from tenants.normalize import normalize_host
+from tenants.runtime import resolution
+from tenants.runtime.context import scopes_disabled
+from tenants.runtime.normalize import normalize_host
 from tests.conftest import DEMO_HOSTS
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.core.asgi import get_asgi_application
 from django.db import DatabaseError, connection, transaction
 
 from home.models import PageContent
-from tenants.context import no_tenant, scopes_disabled, tenant_context
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 

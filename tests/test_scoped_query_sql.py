@@ -1,4 +1,4 @@
-"""The tenant filter that TenantManager adds in place (its fast path, see tenants/models.py) is
+"""The tenant filter that TenantManager adds in place (its fast path, tenants/runtime/scoping.py) is
 the SQL that django-scopes' ``.filter(tenant=pk)`` makes, in every query shape: a scoped query
 must never differ from an explicitly filtered one, in either mode."""
 
@@ -7,8 +7,8 @@ from django.db.models import Count, F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 
 from home.models import PageContent
-from tenants.context import scopes_disabled, tenant_context
-from tenants.models import _TenantIs
+from tenants.internals import TenantIs
+from tenants.runtime.context import scopes_disabled, tenant_context
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_scoped_subqueries_keep_their_own_tenant_condition(tenants):
 
 
 def test_fast_condition_compiles_like_djangos_related_lookup(tenants):
-    """_TenantIs skips the related lookup's generic as_sql; its SQL must be the same."""
+    """TenantIs skips the related lookup's generic as_sql; its SQL must be the same."""
     from django.db import connection
 
     field = PageContent._meta.get_field("tenant")
@@ -75,6 +75,6 @@ def test_fast_condition_compiles_like_djangos_related_lookup(tenants):
     compiler = query.get_compiler(connection=connection)
     col = field.get_col("home_pagecontent")
     django_lookup = field.get_lookup("exact")(col, tenants["acme"].pk)
-    assert _TenantIs(col, tenants["acme"].pk).as_sql(compiler, connection) == (
+    assert TenantIs(col, tenants["acme"].pk).as_sql(compiler, connection) == (
         django_lookup.as_sql(compiler, connection)
     )

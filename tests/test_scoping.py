@@ -4,8 +4,8 @@ import pytest
 from django_scopes import ScopeError
 
 from home.models import PageContent
-from tenants.context import no_tenant, scopes_disabled, tenant_context
-from tenants.models import CrossTenantWrite, TenantRequired
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
+from tenants.runtime.scoping import CrossTenantWrite, TenantRequired
 from tests.conftest import DEMO_HOSTS, SCHEMA_MODE
 
 pytestmark = pytest.mark.django_db

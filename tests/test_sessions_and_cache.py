@@ -5,8 +5,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 
-from tenants.context import tenant_context
-from tenants.sessions import TENANT_SESSION_KEY
+from tenants.runtime.context import tenant_context
+from tenants.runtime.sessions import TENANT_SESSION_KEY
 from tests.helpers import admin_login, make_member
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def test_cache_key_names_the_tenant(tenants):
 
 
 def test_foreign_session_key_loads_as_an_empty_new_session(tenants):
-    from tenants.sessions import SessionStore
+    from tenants.runtime.sessions import SessionStore
 
     with tenant_context(tenants["acme"]):
         session = SessionStore()

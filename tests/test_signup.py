@@ -8,8 +8,8 @@ from django.contrib.auth.hashers import MD5PasswordHasher
 from django.test import Client
 
 from home.models import PageContent
-from tenants.context import tenant_context
 from tenants.models import Tenant
+from tenants.runtime.context import tenant_context
 from tests.helpers import PASSWORD, admin_login
 from tests.test_provisioning import everything
 

@@ -298,7 +298,7 @@ import pathlib, sys, time
 import django
 django.setup()
 from accounts.services import sign_up
-from tenants.services import provisioning_step
+from tenants.provisioning.services import provisioning_step
 
 def pause(sender, step, **kwargs):
     if step == sys.argv[1]:

@@ -34,7 +34,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.contrib.sessions.backends.db import SessionStore
 from accounts.models import Membership
 from home.models import PageContent
-from tenants.context import scopes_disabled
+from tenants.runtime.context import scopes_disabled
 from tenants.models import Tenant
 
 with scopes_disabled():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tenants import resolution
+from tenants.runtime import resolution
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def test_parsed_host_headers_never_exceed_the_host_bound(settings, tenants):
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from tenants.middleware import TenantMiddleware
+    from tenants.runtime.middleware import TenantMiddleware
 
     settings.TENANCY_RESOLVER_MAX_HOSTS = 5
     middleware = TenantMiddleware(lambda request: HttpResponse(request.tenant.slug))

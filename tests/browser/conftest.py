@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 
 from accounts.models import Membership
-from tenants.context import tenant_context
+from tenants.runtime.context import tenant_context
 from tests.browser.server import REPO, start_server
 from tests.conftest import SCHEMA_MODE
 from tests.helpers import make_member

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from home.models import PageContent, SiteSettings
-from tenants.context import scopes_disabled, tenant_context
 from tenants.models import Tenant
+from tenants.runtime.context import scopes_disabled, tenant_context
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.helpers import PASSWORD
 

@@ -3,9 +3,9 @@
 django-tenants keeps the current tenant on the connection object (``connection.set_tenant``).
 Under ASGI that breaks: the middleware may set it on one thread's connection while the view's
 queries run on another thread's, and a thread reused by the next request keeps the previous
-tenant. Here the schema is chosen when a cursor is made, from ``tenants.context`` (a ContextVar
-that follows the request into every thread), so each query runs in the right schema whatever
-thread or pooled connection carries it.
+tenant. Here the schema is chosen when a cursor is made, from ``tenants.runtime.context`` (a
+ContextVar that follows the request into every thread), so each query runs in the right schema
+whatever thread or pooled connection carries it.
 
 Rules, in order:
 
@@ -44,7 +44,7 @@ from django.core.exceptions import ValidationError
 from django_tenants.postgresql_backend import base as django_tenants_base
 from django_tenants.utils import quote_schema_name
 
-from tenants.context import current_tenant
+from tenants.runtime.context import current_tenant
 
 DatabaseError = django_tenants_base.DatabaseError
 IntegrityError = django_tenants_base.IntegrityError
@@ -129,7 +129,7 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
             return [tenant.schema_name]
         raise TenantContextConflict(
             f"Tenant {tenant.schema_name!r} is active but the connection was set to schema "
-            f"{explicit!r}; use tenants.context.tenant_context() to switch tenants."
+            f"{explicit!r}; use tenants.runtime.context.tenant_context() to switch tenants."
         )
 
 

@@ -8,12 +8,12 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from tenants import lifecycle
-from tenants.context import no_tenant
-from tenants.lifecycle import OperationError
 from tenants.management.actions import action_parsers
 from tenants.models import Domain
-from tenants.progress import console_for, print_table
+from tenants.operations import lifecycle
+from tenants.operations.lifecycle import OperationError
+from tenants.operations.progress import console_for, print_table
+from tenants.runtime.context import no_tenant
 
 EXAMPLES = {
     "list": "examples:\n  manage.py domains list\n  manage.py domains list acme --json",

@@ -1,6 +1,9 @@
 import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from psycopg import sql
+
+from tenants import postgres
 
 
 class Command(BaseCommand):
@@ -12,19 +15,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
             return
-        params = connection.get_connection_params()
         name = connection.settings_dict["NAME"]
-        params["dbname"] = "postgres"
         try:
-            with psycopg.connect(**params, autocommit=True) as admin:
-                exists = admin.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-                ).fetchone()
-                if not exists:
-                    admin.execute(
-                        psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name))
-                    )
-                    self.stdout.write(f"Created database {name}.")
+            if postgres.database_exists(name):
+                return
+            with postgres.connect(database="postgres") as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            self.stdout.write(f"Created database {name}.")
         except psycopg.OperationalError as error:
             raise CommandError(
                 f"Cannot reach PostgreSQL for database {name!r}: {error}".strip()

@@ -1,7 +1,7 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants import schema_factory
+from tenants.conf import schema_mode
+from tenants.provisioning import schema_factory
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, spares=None, keep_stale=False, **options):
-        if settings.TENANCY_MODE != "schema":
+        if not schema_mode():
             raise CommandError("Tenant schemas exist in schema mode only (TENANCY_MODE=schema).")
         if spares is not None and spares < 0:
             raise CommandError("--spares cannot be negative.")

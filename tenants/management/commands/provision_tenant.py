@@ -2,8 +2,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.context import no_tenant
-from tenants.services import SiteNameUnavailable, provision_tenant_for_user
+from tenants.provisioning.services import SiteNameUnavailable, provision_tenant_for_user
+from tenants.runtime.context import no_tenant
 
 
 class Command(BaseCommand):

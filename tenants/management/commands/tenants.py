@@ -8,19 +8,19 @@ import sys
 import time
 
 import psycopg
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, IntegrityError, transaction
 
-from tenants import fleet, lifecycle
-from tenants.context import no_tenant, tenant_context
-from tenants.lifecycle import OperationError
+from tenants.conf import public_schema, schema_mode, site_domain
 from tenants.management.actions import action_parsers
 from tenants.models import Tenant, TenantOwnedModel
-from tenants.progress import FleetProgress, console_for, print_table
+from tenants.operations import fleet, lifecycle
+from tenants.operations.lifecycle import OperationError
+from tenants.operations.progress import FleetProgress, console_for, print_table
+from tenants.runtime.context import no_tenant, tenant_context
 
 EXAMPLES = {
     "create": """examples:
@@ -231,19 +231,17 @@ class Command(BaseCommand):
     # --- create / list / show ------------------------------------------------------------------
 
     def do_create(self, *, name, slug, domain, owner, owner_email, **_):
-        from tenants.services import create_tenant
+        from tenants.provisioning.services import create_tenant
 
-        domain = domain or lifecycle.base_domain_for(slug)
+        domain = domain or site_domain(slug)
         with transaction.atomic():
             user = self._owner(owner, owner_email) if owner else None
             try:
                 result = create_tenant(name=name, slug=slug, domain=domain, owner=user)
             except ValidationError as error:
                 raise CommandError(lifecycle.validation_message(error)) from error
-            if user is not None:
-                lifecycle.add_owner(result.tenant, user)
         self.stdout.write(self.style.SUCCESS(result.message))
-        if settings.TENANCY_MODE == "schema":
+        if schema_mode():
             self.stdout.write(f"schema: {result.tenant.schema_name}")
 
     def _owner(self, username, email):
@@ -287,7 +285,7 @@ class Command(BaseCommand):
             "id": tenant.pk,
             "slug": tenant.slug,
             "name": tenant.name,
-            "schema": tenant.schema_name if settings.TENANCY_MODE == "schema" else None,
+            "schema": tenant.schema_name if schema_mode() else None,
             "active": tenant.is_active,
             "default": tenant.is_default,
             "owner": tenant.owner.username if tenant.owner else None,
@@ -305,7 +303,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_dumps(rows))
             return
-        schema = settings.TENANCY_MODE == "schema"
+        schema = schema_mode()
         headers = ["Slug", "Name", "Primary domain", "Domains", "Active", "Owner"]
         headers[2:2] = ["Schema"] if schema else []
         table = []
@@ -323,7 +321,7 @@ class Command(BaseCommand):
                 Tenant.objects.prefetch_related("domains").select_related("owner").get(pk=tenant.pk)
             )
         info["rows"] = self._row_counts(tenant)
-        if settings.TENANCY_MODE == "schema":
+        if schema_mode():
             info["schema_state"] = self._schema_state(tenant)
         if as_json:
             self.stdout.write(_dumps(info))
@@ -356,9 +354,9 @@ class Command(BaseCommand):
         return counts
 
     def _schema_state(self, tenant) -> str:
-        from tenants import bulk_sql
+        from tenants import postgres
 
-        with bulk_sql.connect() as conn:
+        with postgres.connect() as conn:
             applied = fleet.read_applied(conn, [tenant.schema_name])
         if tenant.schema_name not in applied:
             return "MISSING"
@@ -387,7 +385,7 @@ class Command(BaseCommand):
 
     def do_delete(self, *, tenant, yes, drop_schema, keep_schema, **_):
         tenant = lifecycle.find_tenant(tenant)
-        schema = settings.TENANCY_MODE == "schema"
+        schema = schema_mode()
         if tenant.is_default:
             raise CommandError("The default tenant is the platform's own site; it cannot go.")
         if schema and not (drop_schema or keep_schema):
@@ -414,7 +412,7 @@ class Command(BaseCommand):
     def do_migrate(self, *, jobs, tenants, skip_public, plan, check, executor, lock_timeout, **_):
         if jobs < 1:
             raise CommandError("--jobs must be at least 1.")
-        if settings.TENANCY_MODE != "schema":
+        if not schema_mode():
             if tenants:
                 raise CommandError(
                     "Row mode has no per-tenant schemas: --tenant needs schema mode."
@@ -434,9 +432,9 @@ class Command(BaseCommand):
             self.stdout.write("public: migrations pending")
         elif public_pending:
             self.stdout.write("Migrating the public schema")
-            fleet.run_django_executor(fleet.PUBLIC, verbosity=self.verbosity)
+            fleet.run_django_executor(public_schema(), verbosity=self.verbosity)
         with no_tenant():
-            chosen = Tenant.objects.exclude(schema_name=fleet.PUBLIC)
+            chosen = Tenant.objects.exclude(schema_name=public_schema())
             if tenants:
                 chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
             slugs = dict(chosen.values_list("schema_name", "slug"))

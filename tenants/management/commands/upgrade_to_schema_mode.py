@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 
 from django.apps import apps
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from tenants import fleet, upgrade
+from tenants import postgres
+from tenants.conf import public_schema, schema_mode
 from tenants.models import TenantOwnedModel
-from tenants.progress import FleetProgress, console_for, print_table
+from tenants.operations import fleet, upgrade
+from tenants.operations.progress import FleetProgress, console_for, print_table
 
 
 class Command(BaseCommand):
@@ -47,7 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, source, dry_run, jobs, verbosity, **options):
         self.verbosity = verbosity
-        if settings.TENANCY_MODE != "schema":
+        if not schema_mode():
             raise CommandError(
                 "Run this in schema mode, against the new database: TENANCY_MODE=schema "
                 "DATABASE_URL=postgres://.../<new database> manage.py upgrade_to_schema_mode "
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 call_command("ensure_database", verbosity=verbosity)
                 if fleet.public_needs_migrating():
                     self.stdout.write("Migrating the target's public schema")
-                    fleet.run_django_executor(fleet.PUBLIC)
+                    fleet.run_django_executor(public_schema())
             exists = dry_run and _database_exists()
             if dry_run and not exists:
                 name = connection.settings_dict["NAME"]
@@ -156,14 +157,7 @@ class Command(BaseCommand):
 def _database_exists() -> bool:
     import psycopg
 
-    params = connection.get_connection_params()
-    name = params["dbname"]
-    params.update(dbname="postgres")
-    for key in ("cursor_factory", "context"):
-        params.pop(key, None)
     try:
-        with psycopg.connect(**params, connect_timeout=10) as admin:
-            found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            return found.fetchone() is not None
+        return postgres.database_exists(connection.settings_dict["NAME"])
     except psycopg.OperationalError as error:
         raise upgrade.UpgradeError(f"Cannot reach the target's server: {error}") from error

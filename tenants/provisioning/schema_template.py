@@ -21,7 +21,7 @@ migrations.
 
 References to tables in other schemas (``public.tenants_tenant``) are written as PostgreSQL
 prints them under the ``public`` search path that platform code runs with, and the script is
-only run with that search path (see ``tenants.schema_factory``).
+only run with that search path (see ``tenants.provisioning.schema_factory``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from psycopg import sql
 
-from tenants.context import no_tenant
+from tenants import postgres
+from tenants.runtime.context import no_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,7 @@ def template_schema_name() -> str:
 
 def schema_exists(name: str) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", [name])
-        return cursor.fetchone()[0]
+        return postgres.schema_exists(cursor, name)
 
 
 def advisory_key(name: str) -> int:
@@ -119,7 +119,7 @@ def migrate_new_schema(name: str) -> None:
     """Create schema ``name`` and run every tenant migration in it."""
     with no_tenant(), transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)).as_string())
+            cursor.execute(postgres.create_schema_sql(name))
         migrate_schema(name)
 
 

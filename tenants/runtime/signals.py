@@ -4,7 +4,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from tenants.models import Domain, Tenant
-from tenants.resolution import invalidate_on_commit
+from tenants.runtime.resolution import invalidate_on_commit
 
 
 @receiver([post_save, post_delete], sender=Tenant)

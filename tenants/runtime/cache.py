@@ -1,6 +1,6 @@
 """Cache keys that carry the current tenant, so tenant data never meets in a shared cache."""
 
-from tenants.context import current_tenant
+from tenants.runtime.context import current_tenant
 
 
 def make_key(key, key_prefix, version):

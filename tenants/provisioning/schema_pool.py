@@ -2,7 +2,7 @@
 
 Creating a schema's ~80 relations costs tens of milliseconds however it is done; renaming a
 schema costs well under one. So a few spare schemas, made by the template script
-(``tenants.schema_template``), wait under names like ``_spare_<fingerprint>_<random>``:
+(``tenants.provisioning.schema_template``), wait under names like ``_spare_<fingerprint>_<random>``:
 
 * :func:`claim` takes one inside the caller's transaction: a non-blocking advisory lock per
   spare keeps concurrent claimers apart, and ``ALTER SCHEMA ... RENAME`` is transactional, so a
@@ -29,13 +29,14 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from psycopg import sql
 
-from tenants import schema_template
-from tenants.context import no_tenant
+from tenants import postgres
+from tenants.provisioning import schema_template
+from tenants.runtime.context import no_tenant
 
 logger = logging.getLogger(__name__)
 
 SPARE_PREFIX = "_spare_"
-_FILL_LOCK_KEY = schema_template.advisory_key("tenants.schema_pool.fill")
+_FILL_LOCK_KEY = schema_template.advisory_key("tenants.provisioning.schema_pool.fill")
 
 
 def pool_size() -> int:
@@ -115,7 +116,7 @@ def create_spare() -> str:
     """Make one spare schema from the template script and commit it; returns its name."""
     script = schema_template.current_script()
     name = f"{spare_prefix(script.fingerprint)}{uuid.uuid4().hex[:16]}"
-    create = sql.SQL("CREATE SCHEMA {};\n").format(sql.Identifier(name)).as_string()
+    create = postgres.create_schema_sql(name) + ";\n"
     with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(create + script.render(name))
     return name
@@ -167,9 +168,7 @@ def drop_stale() -> list[str]:
             cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [name])
             if not cursor.fetchone()[0]:
                 continue
-            cursor.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)).as_string()
-            )
+            cursor.execute(postgres.drop_schema_sql(name, if_exists=True))
         dropped.append(name)
     return dropped
 

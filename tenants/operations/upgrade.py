@@ -50,11 +50,12 @@ from django_tenants.postgresql_backend.base import is_valid_schema_name
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tenants import bulk_sql
-from tenants.fleet import public_only_tables
+from tenants import postgres
+from tenants.conf import is_platform_slug, public_schema, schema_mode
 from tenants.models import Domain, Tenant, TenantOwnedModel
+from tenants.operations.fleet import public_only_tables
 
-PUBLIC = "public"
+PUBLIC = public_schema()
 MARKER_TABLE = "tenancy_upgrade"
 
 
@@ -85,14 +86,7 @@ class Source:
         elif "postgresql" in engine:
             self.vendor = "postgresql"
             try:
-                self.conn = psycopg.connect(
-                    dbname=config["NAME"],
-                    user=config.get("USER") or None,
-                    password=config.get("PASSWORD") or None,
-                    host=config.get("HOST") or None,
-                    port=config.get("PORT") or None,
-                    connect_timeout=10,
-                )
+                self.conn = postgres.connect_url(url, connect_timeout=10)
             except psycopg.OperationalError as error:
                 raise UpgradeError(f"Cannot reach the source database: {error}") from error
             self.conn.read_only = True  # the server refuses any write in these transactions
@@ -239,7 +233,7 @@ def copied_tables() -> dict[str, Table]:
     if unknown:
         raise UpgradeError(
             "No rule to upgrade " + ", ".join(unknown) + ": make the model a TenantOwnedModel "
-            "or teach tenants.upgrade where its rows go."
+            "or teach tenants.operations.upgrade where its rows go."
         )
     return tables
 
@@ -328,7 +322,7 @@ def make_plan(source: Source, target_ids: TargetIds) -> Plan:
     tenants, schema_of = [], {}
     for row in data[tenant_t.name]:
         info = dict(zip(tenant_t.columns, row, strict=True))
-        is_default = info["slug"] == default_slug
+        is_default = is_platform_slug(info["slug"])
         schema = PUBLIC if is_default else info["schema_name"]
         if not is_default and (not schema or schema == PUBLIC):
             raise UpgradeError(f"Tenant {info['slug']} has no schema name of its own: {schema!r}.")
@@ -526,7 +520,8 @@ def _check_relations(table: Table, User):
             continue
         raise UpgradeError(
             f"{table.name}.{f.column} points at {target._meta.label}; "
-            "tenants.upgrade does not know how to carry that reference into a tenant schema."
+            "tenants.operations.upgrade does not know how to carry that reference into a tenant "
+            "schema."
         )
 
 
@@ -705,7 +700,7 @@ def verify(conn, plan: Plan, tables: dict[str, Table]) -> list[Mismatch]:
                 ).fetchall()
             except psycopg.Error as error:
                 problems.append(
-                    Mismatch(schema, name, len(expected), -1, bulk_sql.describe_error(error))
+                    Mismatch(schema, name, len(expected), -1, postgres.describe_error(error))
                 )
                 continue
             actual = [
@@ -745,7 +740,7 @@ class Upgrade:
     """
 
     def __init__(self, source_url: str, *, target_exists: bool = True):
-        if settings.TENANCY_MODE != "schema":
+        if not schema_mode():
             raise UpgradeError(
                 "Run the upgrade in schema mode: TENANCY_MODE=schema DATABASE_URL=<target>."
             )
@@ -762,7 +757,7 @@ class Upgrade:
         if not self.target_exists:
             return self
         try:
-            self.conn = bulk_sql.connect(connect_timeout=10)
+            self.conn = postgres.connect(connect_timeout=10)
         except psycopg.OperationalError as error:
             self.source.close()
             raise UpgradeError(f"Cannot reach the target database: {error}") from error
@@ -817,7 +812,7 @@ class Upgrade:
         On a failure or Ctrl-C no new schema is started, the ones being written are finished
         or rolled back, and the error is raised; a rerun does what is left.
         """
-        from tenants import schema_clone
+        from tenants.provisioning import bulk
 
         ensure_marker_table(self.conn)
         written: list[str] = []
@@ -830,7 +825,7 @@ class Upgrade:
                 if on_schema:
                     on_schema(schema, error)
                 raise UpgradeError(
-                    f"Writing schema {schema} failed: {bulk_sql.describe_error(error)}. "
+                    f"Writing schema {schema} failed: {postgres.describe_error(error)}. "
                     "Nothing of it was kept; other schemas are complete. Rerun to go on."
                 ) from error
             with lock:
@@ -843,10 +838,10 @@ class Upgrade:
         tenant_schemas = [s for s in self.todo if s != PUBLIC]
         if not tenant_schemas:
             return written
-        blueprint = schema_clone.build_blueprint()
+        blueprint = bulk.build_blueprint()
         queue = list(reversed(tenant_schemas))
         stop = threading.Event()
-        connections = [bulk_sql.connect() for _ in range(max(1, min(jobs, len(queue))))]
+        connections = [postgres.connect() for _ in range(max(1, min(jobs, len(queue))))]
 
         def worker(conn):
             while not stop.is_set():

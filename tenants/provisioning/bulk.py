@@ -1,6 +1,6 @@
-"""Many tenant schemas at once, on the shared fast path (``tenants.schema_template``).
+"""Many tenant schemas at once, on the shared fast path (``tenants.provisioning.schema_template``).
 
-``tenants.schema_factory.create_tenant_schema()`` makes one schema in the caller's Django
+``schema_factory.create_tenant_schema()`` makes one schema in the caller's Django
 transaction. Benchmarks (a thousand bench tenants) and the upgrade (a schema per tenant, filled
 with rows in the same transaction) need the same SQL on plain psycopg connections, several at a
 time: ``build_blueprint()`` takes the template script once, ``SchemaBlueprint.sql_for()`` gives
@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from psycopg import sql
-
-from tenants import bulk_sql, schema_factory, schema_template
-from tenants.context import no_tenant
+from tenants import postgres
+from tenants.provisioning import schema_factory, schema_template
+from tenants.runtime.context import no_tenant
 
 
 class CloneError(RuntimeError):
@@ -35,7 +34,7 @@ class SchemaBlueprint:
         ``SET LOCAL search_path`` to the new schema.
         """
         schema_factory.check_tenant_schema_name(schema)
-        create = sql.SQL("CREATE SCHEMA {};\n").format(sql.Identifier(schema)).as_string()
+        create = postgres.create_schema_sql(schema) + ";\n"
         return create + self.script.render(schema)
 
 
@@ -66,13 +65,13 @@ def provision_schemas(
     failures: dict[str, Exception] = {}
 
     def work(chunk: list[str]):
-        with bulk_sql.connect() as conn:
+        with postgres.connect() as conn:
             for schema in chunk:
                 error = None
                 try:
                     body = blueprint.sql_for(schema)
                     script = f"BEGIN;\nSET LOCAL search_path TO public;\n{body}\nCOMMIT;"
-                    bulk_sql.run_script(conn, script)
+                    postgres.run_script(conn, script)
                 except Exception as exc:  # reported per schema; the others go on
                     error = failures[schema] = exc
                 if on_done is not None:

@@ -2,8 +2,8 @@
 
 A new tenant schema is, fastest first:
 
-1. a **spare** from the pool, renamed (``tenants.schema_pool``; well under a millisecond);
-2. the **template script** run for it (``tenants.schema_template``; one round trip, the same
+1. a **spare** from the pool, renamed (``schema_pool``; well under a millisecond);
+2. the **template script** run for it (``schema_template``; one round trip, the same
    cost at 10 or 10,000 tenants);
 3. the **migrations** run for it (django-tenants' own path), only if the template holds objects
    the script generator cannot copy.
@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
-from psycopg import sql
 
-from tenants import schema_pool, schema_template
-from tenants.context import current_tenant, no_tenant
+from tenants import postgres
+from tenants.provisioning import schema_pool, schema_template
+from tenants.runtime.context import current_tenant, no_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | N
                 step("schema")
                 step("clone")
                 return "spare"
-        create = sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_name)).as_string()
+        create = postgres.create_schema_sql(schema_name)
         try:
             script = schema_template.current_script()
         except schema_template.UnsupportedTemplate as problem:
@@ -129,6 +129,4 @@ def orphan_schemas() -> list[str]:
 def drop_schema(schema_name: str) -> None:
     """Drop a schema and everything in it (used for orphans; tenants are deleted elsewhere)."""
     with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema_name)).as_string()
-        )
+        cursor.execute(postgres.drop_schema_sql(schema_name))

@@ -7,17 +7,17 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-from tenants import resolution
-from tenants.context import activate, deactivate
-from tenants.hosts import accept_host, reset_accepted_host
-from tenants.normalize import parse_host_header
+from tenants.runtime import resolution
+from tenants.runtime.context import activate, deactivate
+from tenants.runtime.hosts import accept_host, reset_accepted_host
+from tenants.runtime.normalize import parse_host_header
 
 
 class TenantMiddleware:
     """Sets ``request.tenant`` and the current tenant context; must be the first middleware.
 
     * the Host is normalised (case, port, trailing dot, IDN) and looked up in the Domain table
-      (cached, see tenants.resolution);
+      (cached, see tenants.runtime.resolution);
     * an unknown host gets the default tenant or a 404, by ``TENANCY_UNKNOWN_HOST``;
     * an inactive tenant gets a clear 403 page; a malformed Host a 400 — never a 500;
     * the accepted host is the only one Django's ``get_host()`` will accept for this request, and

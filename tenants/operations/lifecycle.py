@@ -1,36 +1,28 @@
 """What operators do to tenants after they exist: find, (de)activate, rename, delete, domains.
 
 Each operation is one transaction (schema DDL included: PostgreSQL's DDL is transactional), so
-it happens whole or not at all; the caches of host lookups follow through tenants.signals.
+it happens whole or not at all; the caches of host lookups follow through tenants.runtime.signals.
 Problems an operator can fix are ``OperationError``s with a message that says what to do.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
-from tenants.context import no_tenant, scopes_disabled, tenant_context
+from tenants import postgres
+from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
-from tenants.normalize import normalize_host
+from tenants.runtime.context import no_tenant, scopes_disabled
+from tenants.runtime.normalize import normalize_host
 from tenants.validators import reserved_slugs, schema_name_for_slug, slug_problem
 
 
 class OperationError(Exception):
     """An operator's request that cannot be done as asked; the message says why."""
-
-
-def schema_mode() -> bool:
-    return settings.TENANCY_MODE == "schema"
-
-
-def base_domain_for(slug: str) -> str:
-    return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
 
 
 # --- Finding -------------------------------------------------------------------------------------
@@ -65,12 +57,6 @@ def find_domain(name: str) -> Domain:
         raise OperationError(f"No tenant has the domain {host}.") from None
 
 
-def schema_exists(schema: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
-        return cursor.fetchone() is not None
-
-
 # --- Activation ----------------------------------------------------------------------------------
 
 
@@ -83,29 +69,6 @@ def set_active(tenant: Tenant, active: bool) -> bool:
     tenant.is_active = active
     tenant.save(update_fields=["is_active"])
     return True
-
-
-# --- Owners --------------------------------------------------------------------------------------
-
-
-def add_owner(tenant: Tenant, user) -> None:
-    """Make ``user`` (a platform account) an owner of ``tenant``'s site.
-
-    In schema mode each tenant has its own ``auth_user``: the owner gets an account there with
-    the same username, e-mail and password, and the membership is made there.
-    """
-    from accounts.models import Membership
-
-    with tenant_context(tenant):
-        if schema_mode() and not tenant.is_default:
-            User = get_user_model()
-            local, _ = User.objects.get_or_create(
-                username=user.username,
-                defaults={"email": user.email, "password": user.password},
-            )
-        else:
-            local = user
-        Membership.objects.update_or_create(user=local, defaults={"role": Membership.Role.OWNER})
 
 
 # --- Renaming ------------------------------------------------------------------------------------
@@ -135,20 +98,16 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
         tenant.slug = new_slug
         if schema_mode():
             old_schema, new_schema = tenant.schema_name, schema_name_for_slug(new_slug)
-            if schema_exists(new_schema):
-                raise OperationError(f"A schema named {new_schema!r} already exists.")
             with connection.cursor() as cursor:
-                cursor.execute(
-                    sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-                        sql.Identifier(old_schema), sql.Identifier(new_schema)
-                    )
-                )
+                if postgres.schema_exists(cursor, new_schema):
+                    raise OperationError(f"A schema named {new_schema!r} already exists.")
+                cursor.execute(postgres.rename_schema_sql(old_schema, new_schema))
             tenant.schema_name = new_schema
             changes.append(f"schema {old_schema} -> {new_schema}")
         elif tenant.schema_name == schema_name_for_slug(old_slug):
             tenant.schema_name = schema_name_for_slug(new_slug)  # the schema it will get
         tenant.save(update_fields=["slug", "schema_name"])
-        old_host, new_host = base_domain_for(old_slug), base_domain_for(new_slug)
+        old_host, new_host = site_domain(old_slug), site_domain(new_slug)
         domain = Domain.objects.filter(tenant=tenant, domain=old_host).first()
         if domain is not None:
             if Domain.objects.filter(domain=new_host).exists():
@@ -171,9 +130,10 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
         raise OperationError("The default tenant is the platform's own site; it cannot go.")
     done = []
     schema = tenant.schema_name
-    if schema_mode() and schema_exists(schema):
+    if schema_mode() and _schema_exists(schema):
         if drop_schema:
-            _execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            with connection.cursor() as cursor:
+                cursor.execute(postgres.drop_schema_sql(schema))
             done.append(f"dropped schema {schema} and its data")
         else:
             archive = archive_schema(schema)
@@ -210,17 +170,13 @@ def archive_schema(schema: str) -> str:
                     sql.Identifier(schema, table), sql.Identifier(constraint)
                 )
             )
-        cursor.execute(
-            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-                sql.Identifier(schema), sql.Identifier(archive)
-            )
-        )
+        cursor.execute(postgres.rename_schema_sql(schema, archive))
     return archive
 
 
-def _execute(statement) -> None:
+def _schema_exists(schema: str) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        return postgres.schema_exists(cursor, schema)
 
 
 # --- Domains -------------------------------------------------------------------------------------

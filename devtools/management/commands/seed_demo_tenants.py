@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from tenants.demo import DEMO_TENANTS
+from devtools.demo import DEMO_TENANTS
 from tenants.models import Tenant
-from tenants.services import create_tenant
+from tenants.provisioning.services import create_tenant
 
 
 class Command(BaseCommand):

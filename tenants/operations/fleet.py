@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 
 from django.apps import apps as global_apps
 from django.conf import settings
-from django.contrib.auth.management import _get_all_permissions
 from django.db import connection, connections
 from django.db.migrations import RenameModel, RunPython
 from django.db.migrations.exceptions import InconsistentMigrationHistory
@@ -46,9 +45,10 @@ from django.db.migrations.state import ProjectState
 from django.db.models.signals import post_migrate, pre_migrate
 from psycopg import sql
 
-from tenants import bulk_sql
+from tenants import postgres
+from tenants.conf import public_schema
+from tenants.internals import all_permissions, live_receivers
 
-PUBLIC = "public"
 STATE_QUERY_CHUNK = 250  # schemas per UNION ALL query when reading migration states
 TASK_CHUNK = 8  # schemas per task handed to a worker process
 
@@ -204,7 +204,7 @@ def _why_not_precomputable(loader: MigrationLoader, plan: list) -> str:
     signals = (("post_migrate", post_migrate, _KNOWN_POST_MIGRATE),
                ("pre_migrate", pre_migrate, _KNOWN_PRE_MIGRATE))  # fmt: skip
     for name, signal, known in signals:
-        for receiver in signal._live_receivers(None)[0]:
+        for receiver in live_receivers(signal):
             if _handler_name(receiver) not in known:
                 return f"{name} handler {_handler_name(receiver)} runs Python"
     for migration in plan:
@@ -269,7 +269,7 @@ def _qualify_public_tables(editor, public_only: set[str]) -> None:
 
     def quote_name(name):
         if name in public_only:
-            return f"{quote(PUBLIC)}.{quote(name)}"
+            return f"{quote(public_schema())}.{quote(name)}"
         return quote(name)
 
     editor.quote_name = quote_name
@@ -289,7 +289,7 @@ def _post_migrate_rows(state: ProjectState) -> tuple[list, list]:
         for model in state_app.get_models():
             opts = model._meta
             content_types.append((opts.app_label, opts.model_name))
-            for codename, name in _get_all_permissions(opts):
+            for codename, name in all_permissions(opts):
                 permissions.append((opts.app_label, opts.model_name, codename, name))
     return content_types, permissions
 
@@ -351,7 +351,7 @@ def _record_sql(plan: list) -> str:
 def make_plan(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
     """Group ``schemas`` by migration state and decide, per group, how to migrate it."""
     loader = load_graph()
-    with bulk_sql.connect() as conn:
+    with postgres.connect() as conn:
         states = read_applied(conn, schemas)
     missing = [s for s in schemas if s not in states]
     by_state: dict[frozenset[Key] | None, Group] = {}
@@ -379,7 +379,7 @@ def make_plan(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
             try:
                 group.script = _collect_sql(loader, group, group.schemas[0])
             except Exception as error:  # anything: this group takes the normal path instead
-                group.reason = f"SQL could not be precomputed: {bulk_sql.describe_error(error)}"
+                group.reason = f"SQL could not be precomputed: {postgres.describe_error(error)}"
         groups.append(group)
     return FleetPlan(groups=groups, up_to_date=up_to_date, missing=missing)
 
@@ -406,18 +406,18 @@ def _migrate_schema(schema: str, group_index: int) -> SchemaResult:
     if group.script is not None:
         try:
             if _worker_conn is None or _worker_conn.closed:
-                _worker_conn = bulk_sql.connect()
-            script = bulk_sql.in_schema(
+                _worker_conn = postgres.connect()
+            script = postgres.in_schema(
                 schema, group.script, _WORK.get("lock_timeout"), wait_for_disk=False
             )
-            bulk_sql.run_script(_worker_conn, script)
+            postgres.run_script(_worker_conn, script)
             return SchemaResult(schema, True, "sql", time.perf_counter() - started)
         except Exception as error:
-            first_error = bulk_sql.describe_error(error)
+            first_error = postgres.describe_error(error)
     try:
         run_django_executor(schema)
     except Exception as error:
-        message = bulk_sql.describe_error(error)
+        message = postgres.describe_error(error)
         if first_error and first_error != message:
             message = f"{message} (precomputed SQL: {first_error})"
         return SchemaResult(schema, False, "executor", time.perf_counter() - started, message)
@@ -442,8 +442,8 @@ def run_django_executor(schema: str, verbosity: int = 0) -> None:
 
 
 def public_needs_migrating() -> bool:
-    with bulk_sql.connect() as conn:
-        applied = read_applied(conn, [PUBLIC]).get(PUBLIC)
+    with postgres.connect() as conn:
+        applied = read_applied(conn, [public_schema()]).get(public_schema())
     if applied is None:
         return True
     return bool(forwards_plan(load_graph(), applied))
@@ -502,7 +502,7 @@ def _migrate_chunk(chunk: list[tuple[str, int]]) -> list[SchemaResult]:
 def _flush_commits() -> None:
     """Schemas are committed with synchronous_commit off (no wait for the disk per schema);
     one synchronous commit afterwards puts all of them on disk before we report success."""
-    with bulk_sql.connect() as conn:
+    with postgres.connect() as conn:
         conn.execute("BEGIN; SELECT txid_current(); COMMIT;")
 
 

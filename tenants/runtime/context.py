@@ -15,7 +15,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from django_scopes import scopes_disabled
-from django_scopes.state import state as _scopes
+
+from tenants.internals import scopes_state as _scopes
 
 if TYPE_CHECKING:
     from tenants.models import Tenant

@@ -1,9 +1,10 @@
 """Which tenant serves a host: the Domain table, cached per process.
 
 Like ``django.contrib.sites``' SITE_CACHE, lookups live in a module-level dict so a warm request
-costs no query, and the signal handlers in ``tenants.signals`` clear it when a tenant or domain
-changes. Other processes learn of a change through a generation token in the ``tenancy`` cache
-(shared when it is Redis), checked at most every ``TENANCY_RESOLVER_REVALIDATE_SECONDS``.
+costs no query, and the signal handlers in ``tenants.runtime.signals`` clear it when a tenant
+or domain changes. Other processes learn of a change through a generation token in the
+``tenancy`` cache (shared when it is Redis), checked at most every
+``TENANCY_RESOLVER_REVALIDATE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from tenants.context import no_tenant
+from tenants.runtime.context import no_tenant
 
 # Unknown hosts are cached too; the bound stops a flood of random Hosts from growing the process.
 # About 1.3 KB per cached host (benchmarks/home_page.py reports the worker's RSS): the default

@@ -4,7 +4,7 @@ Provisioning a tenant (``create_tenant``, and ``provision_tenant_for_user`` for 
 sites) makes, in this order and in one transaction:
 
 1. ``schema``/``clone``: its schema with every tenant table (schema mode; see
-   ``tenants.schema_factory``: a renamed spare, or the template script);
+   ``tenants.provisioning.schema_factory``: a renamed spare, or the template script);
 2. ``tenant``: the Tenant row, with its owner;
 3. ``domain``: its primary Domain;
 4. ``content``: its first pages;
@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.dispatch import Signal
 
-from tenants.context import no_tenant, tenant_context
+from tenants.conf import public_schema, schema_mode, site_domain
 from tenants.models import Domain, Tenant
-from tenants.starter import starter_pages
+from tenants.provisioning.starter import starter_pages
+from tenants.runtime.context import no_tenant, tenant_context
 from tenants.validators import (
     reserved_problem,
     schema_name_for_slug,
@@ -62,15 +62,6 @@ class SiteNameUnavailable(ValidationError):
         self.reason = reason
 
 
-def schema_mode() -> bool:
-    return settings.TENANCY_MODE == "schema"
-
-
-def site_domain(slug: str) -> str:
-    """The primary domain of a self-service site."""
-    return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
-
-
 def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
     """Why a new tenant cannot have this slug, schema or domain (one query), or None.
 
@@ -84,7 +75,7 @@ def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
         f"EXISTS (SELECT 1 FROM {qn(Domain._meta.db_table)} WHERE domain = %s)",
     ]
     params = [slug, schema_name, domain]
-    if schema_mode() and schema_name != settings.PUBLIC_SCHEMA_NAME:
+    if schema_mode() and schema_name != public_schema():
         checks.append("EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)")
         params.append(schema_name)
     with no_tenant(), connection.cursor() as cursor:
@@ -138,8 +129,8 @@ def create_tenant(
         def step(step_name, current=None):
             provisioning_step.send(create_tenant, step=step_name, slug=slug, tenant=current)
 
-        if schema_mode() and tenant.schema_name != settings.PUBLIC_SCHEMA_NAME:
-            from tenants.schema_factory import create_tenant_schema
+        if schema_mode() and tenant.schema_name != public_schema():
+            from tenants.provisioning.schema_factory import create_tenant_schema
 
             create_tenant_schema(tenant.schema_name, on_step=step)
         tenant.save()  # its post_save clears the host lookups once this commits
@@ -163,31 +154,41 @@ def create_tenant(
 
 
 def grant_owner_access(tenant: Tenant, user) -> None:
-    """Make ``user`` an owner of ``tenant``'s site, able to sign in to its admin at once.
+    """Make ``user`` (a platform account) an owner of ``tenant``'s site, able to sign in to its
+    admin at once. Safe to repeat: an existing member becomes an owner.
 
-    Row mode: a membership of the shared user. Schema mode: the tenant's own schema gets a user
-    row with the same username, email and *password hash* (no new hashing), and its membership.
-    Never staff or superuser: access comes from the membership alone.
+    Row mode, and the platform's own site in schema mode: a membership of the platform account
+    itself. Schema mode: each tenant schema has its own ``auth_user``; the owner gets a row there
+    with the same username, e-mail, names and *password hash* (no new hashing), and the
+    membership is made there. Never staff or superuser: access comes from the membership alone.
     """
     from django.contrib.auth import get_user_model
 
     from accounts.models import Membership
 
     with tenant_context(tenant):
-        if schema_mode():
-            member = get_user_model()(
-                username=user.get_username(),
-                email=user.email,
-                password=user.password,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                is_active=True,
-                date_joined=user.date_joined,
-            )
-            member.save()
+        if schema_mode() and not tenant.is_default:
+            User = get_user_model()
+            member = User.objects.filter(username=user.get_username()).first()
+            if member is None:
+                member = User(
+                    username=user.get_username(),
+                    email=user.email,
+                    password=user.password,
+                    first_name=user.first_name,
+                    last_name=user.last_name,
+                    is_active=True,
+                    date_joined=user.date_joined,
+                )
+                member.save()
         else:
             member = user
-        Membership.objects.create(user=member, role=Membership.Role.OWNER)
+        membership = Membership.objects.filter(user=member).first()
+        if membership is None:
+            Membership.objects.create(user=member, role=Membership.Role.OWNER)
+        elif membership.role != Membership.Role.OWNER:
+            membership.role = Membership.Role.OWNER
+            membership.save(update_fields=["role"])
 
 
 def default_site_name(user) -> str:

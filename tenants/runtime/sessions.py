@@ -8,7 +8,7 @@ schema; this check is the second wall.
 
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 
-from tenants.context import current_tenant
+from tenants.runtime.context import current_tenant
 
 TENANT_SESSION_KEY = "_tenant_id"
 

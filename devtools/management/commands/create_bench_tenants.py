@@ -10,10 +10,11 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from tenants import schema_clone
-from tenants.context import no_tenant, scopes_disabled, tenant_context
+from tenants.conf import schema_mode
 from tenants.models import Domain, Tenant
-from tenants.progress import FleetProgress, console_for
+from tenants.operations.progress import FleetProgress, console_for
+from tenants.provisioning import bulk
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tenants.validators import schema_name_for_slug
 
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     help = (
         "Create N benchmark tenants <prefix>-00001... with domains <slug>.<TENANT_BASE_DOMAIN>; "
         "in schema mode each gets a migrated schema, cloned from one template schema migrated "
-        "once (tenants.schema_clone), in parallel. Optionally with pages and members. "
+        "once (tenants.provisioning.bulk), in parallel. Optionally with pages and members. "
         "Tenants that exist are left alone, so a rerun finishes an interrupted run."
     )
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
         if not wanted:
             self.stdout.write(f"All {count} tenants exist already.")
             return
-        if settings.TENANCY_MODE == "schema":
+        if schema_mode():
             wanted = self._make_schemas(wanted, jobs, options["verbosity"])
         tenants = self._make_rows(wanted)
         if pages or members:
@@ -71,12 +72,12 @@ class Command(BaseCommand):
         todo = [s for s in schemas if s not in present]
         if todo:
             self.stdout.write(f"Cloning {len(todo)} schemas from a freshly migrated template")
-            blueprint = schema_clone.build_blueprint()
+            blueprint = bulk.build_blueprint()
             progress = FleetProgress(
                 console_for(self.stdout), len(todo), "schemas", verbosity=verbosity
             )
             with progress:
-                failures = schema_clone.provision_schemas(
+                failures = bulk.provision_schemas(
                     todo,
                     jobs=jobs,
                     blueprint=blueprint,

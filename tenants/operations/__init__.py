@@ -1,0 +1,7 @@
+"""What operators run on tenants that exist (``manage.py tenants``, ``domains``, the upgrade).
+
+* ``lifecycle`` find, (de)activate, rename, delete, owners, domains: one transaction each
+* ``fleet``     fleet migrations: every tenant schema, states read at once, SQL computed once
+* ``upgrade``   row mode -> schema mode: read the source, plan, write, verify
+* ``progress``  live progress bars and tables for the commands (rich)
+"""
