@@ -28,7 +28,7 @@ run: prepare
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 ## The same site on the production server: static files collected, gunicorn + WhiteNoise.
-## More than one worker needs a shared cache (CACHE_URL=redis://...), see README.
+## More than one worker needs a shared cache (CACHE_URL=redis://...), see docs/operations.md.
 serve: prepare
 	STATIC_COLLECTED=1 $(PY) manage.py collectstatic --no-input -v0
 	STATIC_COLLECTED=1 $(VENV)/bin/gunicorn config.wsgi --bind 0.0.0.0:$(PORT) \

@@ -40,10 +40,12 @@ TENANCY_URL_PORT = env("TENANCY_URL_PORT", default=None)
 # other processes. 0 checks on every request. Only used when the tenancy cache is shared.
 TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SECONDS", default=1.0)
 # Schema mode: close a database connection at the end of the request once it has served more than
-# this many distinct schemas (a PostgreSQL server process keeps catalog caches for every schema it
-# touches). 0 = never. See README "Benchmarks" for what it bounds and costs.
+# this many distinct tenant schemas, public not counted (a PostgreSQL server process keeps catalog
+# caches for every schema it touches). 0 = never. Why, and what it bounds and costs:
+# docs/decisions/0003-connection-ceiling.md, docs/benchmarks.md.
 TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=1000)
-# Most host lookups a process keeps (about 1.3 KB each); when full the cache starts over.
+# Most host lookups a process keeps (memory per entry: docs/benchmarks.md); when full the cache
+# starts over.
 TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
 
 # --- Self-service sign-up and provisioning (accounts.services, tenants.provisioning) ----------
@@ -194,7 +196,7 @@ if _cache_url.startswith("locmemcache"):
     CACHES["default"]["LOCATION"] = "app"
     CACHES["tenancy"]["LOCATION"] = "tenancy"
     # Entries are per tenant (branding): Django's default of 300 made every request a miss and a
-    # cull beyond 300 tenants (benchmarks/home_page.py). About 1 KB each.
+    # cull beyond 300 tenants (benchmarks/home_page.py; entry sizes in docs/benchmarks.md).
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
 
 # --- Sessions and auth -------------------------------------------------------------------------

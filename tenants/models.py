@@ -174,6 +174,7 @@ class TenantOwnedModel(models.Model):
     # index or unique constraint that starts with it and serves its queries (check
     # tenants.W001); a lone tenant index next to it would be one more index to write, store in
     # every tenant schema and weigh in every query plan, for nothing.
+    # docs/decisions/0001-tenant-column-without-foreign-key-or-lone-index.md
     tenant = TenantForeignKey(
         "tenants.Tenant",
         on_delete=models.CASCADE,

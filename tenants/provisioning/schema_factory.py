@@ -4,7 +4,7 @@ A new tenant schema is, fastest first:
 
 1. a **spare** from the pool, renamed (``schema_pool``; well under a millisecond);
 2. the **template script** run for it (``schema_template``; one round trip, the same
-   cost at 10 or 10,000 tenants);
+   statements whatever the number of tenants; times in docs/benchmarks.md);
 3. the **migrations** run for it (django-tenants' own path), only if the template holds objects
    the script generator cannot copy.
 

@@ -1,7 +1,7 @@
 """Spare tenant schemas, made ahead of time and renamed when a tenant claims one (schema mode).
 
-Creating a schema's ~80 relations costs tens of milliseconds however it is done; renaming a
-schema costs well under one. So a few spare schemas, made by the template script
+Creating a schema with all its relations is slow however it is done; renaming one is not
+(docs/benchmarks.md, provisioning). So a few spare schemas, made by the template script
 (``tenants.provisioning.schema_template``), wait under names like ``_spare_<fingerprint>_<random>``:
 
 * :func:`claim` takes one inside the caller's transaction: a non-blocking advisory lock per

@@ -1,7 +1,9 @@
 """The tenant schema as the migrations make it, turned into one SQL script (schema mode).
 
-Running every migration for a new schema costs ~160 ms and django-tenants' ``clone_schema``
-function walks the catalog of every schema each time (slower as the fleet grows). Instead:
+Running every migration for a new schema is slow, and django-tenants' ``clone_schema`` function
+walks the catalog of every schema each time (slower as the fleet grows; figures in
+docs/benchmarks.md, reasons in docs/decisions/0004-spare-schema-pool-and-template-script.md).
+Instead:
 
 1. **Template.** Once per set of migrations, a schema named ``_template_<fingerprint>`` is made
    by the real migration machinery (django-tenants' ``migrate_schemas``, post-migrate signals
@@ -13,15 +15,17 @@ function walks the catalog of every schema each time (slower as the fleet grows)
    appeared, the script has a slot; :meth:`SchemaScript.render` fills it with the new schema's
    quoted name (``psycopg.sql.Identifier``), so no name reaches SQL unquoted.
 
-Running the script is one round trip and does not depend on the number of tenants. A schema it
+Running the script is one round trip, the same statements whatever the number of tenants (its
+time: docs/benchmarks.md). A schema it
 makes is identical to one made by the migrations (tests/test_provisioning_schema.py compares
 the catalogs). Objects the script does not know how to copy (views, triggers, functions, ...)
 make :func:`current_script` raise :class:`UnsupportedTemplate`; callers then fall back to the
 migrations.
 
-References to tables in other schemas (``public.tenants_tenant``) are written as PostgreSQL
-prints them under the ``public`` search path that platform code runs with, and the script is
-only run with that search path (see ``tenants.provisioning.schema_factory``).
+References to tables in other schemas (none in today's tenant tables, whose tenant column has
+no database constraint; a migration may add one) are written as PostgreSQL prints them under
+the ``public`` search path that platform code runs with, and the script is only run with that
+search path (see ``tenants.provisioning.schema_factory``).
 """
 
 from __future__ import annotations

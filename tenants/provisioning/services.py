@@ -14,8 +14,11 @@ sites) makes, in this order and in one transaction:
 
 If any step fails the transaction is rolled back, and with it everything before (PostgreSQL
 rolls back DDL too): no tenant row, schema, domain, content or access remains. The schema comes
-first so that the lock its foreign keys take on ``tenants_tenant`` is taken before this
-transaction writes to that table (no deadlock between concurrent sign-ups).
+first. Making it takes no lock on ``tenants_tenant``: a tenant schema holds no foreign key into
+public (the tenant column has no database constraint,
+docs/decisions/0001-tenant-column-without-foreign-key-or-lone-index.md), so concurrent sign-ups
+do not queue on that table. A migration that added such a key would bring the lock back (the
+template script adds keys to other schemas last).
 
 ``provisioning_step`` is sent after each step (``step=<name>``) for monitoring and for tests
 that inject a failure at a given step.

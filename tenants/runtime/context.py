@@ -3,7 +3,8 @@
 A ``ContextVar`` is correct under threads and under ASGI (asgiref copies the context into the
 threads that run sync code), unlike state kept on the database connection. Row mode reads it
 through django-scopes (the scoped managers); schema mode reads it in the database backend when a
-cursor is made, to pick the ``search_path``.
+cursor is made, to pick the ``search_path``. The decision:
+docs/decisions/0005-contextvar-is-the-current-tenant.md.
 
 ``with tenant_context(tenant):`` activates a tenant; ``with scopes_disabled():`` (django-scopes)
 is the explicit, greppable escape hatch for platform code that must see every tenant's rows.

@@ -30,7 +30,7 @@ class TenantMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         # A worker sees the same Host headers over and over: parse each once. Bounded like the
-        # resolver's host cache (about 0.3 KB per entry); a flood of random Hosts only evicts.
+        # resolver's host cache (TENANCY_RESOLVER_MAX_HOSTS); a flood of random Hosts only evicts.
         self.parse_host = functools.lru_cache(maxsize=settings.TENANCY_RESOLVER_MAX_HOSTS)(
             parse_host_header
         )

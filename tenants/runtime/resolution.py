@@ -24,8 +24,8 @@ from django.utils.module_loading import import_string
 from tenants.runtime.context import no_tenant
 
 # Unknown hosts are cached too; the bound stops a flood of random Hosts from growing the process.
-# About 1.3 KB per cached host (benchmarks/home_page.py reports the worker's RSS): the default
-# bounds the cache near 65 MB. Setting: TENANCY_RESOLVER_MAX_HOSTS.
+# What a cached host costs and what the default bounds the cache to: docs/benchmarks.md
+# (benchmarks/home_page.py reports the worker's RSS). Setting: TENANCY_RESOLVER_MAX_HOSTS.
 MAX_CACHED_HOSTS = 50_000
 _GENERATION_KEY = "resolver-generation"
 _DEFAULT = object()  # key of the default tenant in the cache

@@ -1,7 +1,8 @@
 """The fail-closed manager of tenant-owned models: every query filtered by the current tenant.
 
 ``TenantOwnedModel`` (``tenants.models``) uses these. With a tenant active every query is
-filtered by it, in schema mode too (a second wall behind the schema). With none, queries raise
+filtered by it, in schema mode too (a second wall behind the schema:
+docs/decisions/0006-row-filter-kept-in-schema-mode.md). With none, queries raise
 ``django_scopes.ScopeError`` unless the caller opted out with ``with scopes_disabled():``.
 """
 

@@ -5,7 +5,8 @@ Under ASGI that breaks: the middleware may set it on one thread's connection whi
 queries run on another thread's, and a thread reused by the next request keeps the previous
 tenant. Here the schema is chosen when a cursor is made, from ``tenants.runtime.context`` (a
 ContextVar that follows the request into every thread), so each query runs in the right schema
-whatever thread or pooled connection carries it.
+whatever thread or pooled connection carries it
+(docs/decisions/0005-contextvar-is-the-current-tenant.md).
 
 Rules, in order:
 
@@ -20,20 +21,20 @@ Rules, in order:
 set (django-tenants sends it before every cursor unless TENANT_LIMIT_SET_CALLS), and forgotten
 whenever the server may have dropped it (new or pooled connection, rollback).
 
-Cost and memory, both measured in benchmarks/:
+Cost and memory (figures: docs/benchmarks.md):
 
 * With ``CONN_HEALTH_CHECKS`` Django spends a round trip per request on ``SELECT 1``. When the
   request's first cursor has to change the search_path anyway (a worker serving many tenants:
   almost always), the ``SET`` is the health check, so switching tenants costs no extra round
-  trip.
+  trip (docs/decisions/0002-search-path-as-health-check.md).
 * A PostgreSQL server process caches catalog entries for every schema it touches and never
-  gives them back: one that served 1,000 tenants' home pages holds about 40 MB of its own
-  memory (over 200 MB RSS counting the shared buffers it mapped; benchmarks/schema_memory.py),
-  and it keeps growing with more tenants. Once a connection has set more than
-  ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct tenant schemas it is closed at the end of the request
-  (where Django applies ``CONN_MAX_AGE``) and the next request opens a fresh one; 0 turns this
-  off. The price: a fresh connection loads each schema's catalog entries again, so a worker
-  whose traffic spans more tenants than the ceiling pays that on most requests.
+  gives them back, so its memory keeps growing with the tenants its connection serves
+  (benchmarks/schema_memory.py). Once a connection has set more than
+  ``TENANCY_CONNECTION_MAX_SCHEMAS`` distinct tenant schemas (``public`` not counted) it is
+  closed at the end of the request (where Django applies ``CONN_MAX_AGE``) and the next request
+  opens a fresh one; 0 turns this off. The price: a fresh connection loads each schema's
+  catalog entries again, so a worker whose traffic spans more tenants than the ceiling pays
+  that on most requests (docs/decisions/0003-connection-ceiling.md).
 """
 
 import functools
