@@ -44,6 +44,10 @@ TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SEC
 # caches for every schema it touches). 0 = never. Why, and what it bounds and costs:
 # docs/decisions/0003-connection-ceiling.md, docs/benchmarks.md.
 TENANCY_CONNECTION_MAX_SCHEMAS = env.int("TENANCY_CONNECTION_MAX_SCHEMAS", default=1000)
+# The database connection goes through a transaction-pooling proxy (PgBouncer with
+# pool_mode=transaction): the schema backend then never sets anything for the server session and
+# sends the tenant's search_path with every statement instead (tenants.backends.transaction_state).
+TENANCY_TRANSACTION_POOLER = env.bool("TENANCY_TRANSACTION_POOLER", default=False)
 # Most host lookups a process keeps (memory per entry: docs/benchmarks.md); when full the cache
 # starts over.
 TENANCY_RESOLVER_MAX_HOSTS = env.int("TENANCY_RESOLVER_MAX_HOSTS", default=50_000)
@@ -167,6 +171,9 @@ if "sqlite" in _engine:
             "timeout": 20,
         }
     )
+if "postgresql" in _engine and TENANCY_TRANSACTION_POOLER:
+    # Server-side cursors outlive their transaction, which a transaction pooler cannot keep.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
     # psycopg's connection pool (Django 5.1+); the backend re-sets search_path on every checkout.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True

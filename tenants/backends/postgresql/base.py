@@ -21,6 +21,11 @@ Rules, in order:
 set (django-tenants sends it before every cursor unless TENANT_LIMIT_SET_CALLS), and forgotten
 whenever the server may have dropped it (new or pooled connection, rollback).
 
+Behind a transaction pooler (``TENANCY_TRANSACTION_POOLER``) a session-level ``SET`` would
+outlive its transaction on a server connection the next client then gets: there, nothing is
+set for the session and each statement carries ``SET LOCAL search_path`` instead
+(``tenants.backends.transaction_state``).
+
 Cost and memory (figures: docs/benchmarks.md):
 
 * With ``CONN_HEALTH_CHECKS`` Django spends a round trip per request on ``SELECT 1``. When the
@@ -45,6 +50,7 @@ from django.core.exceptions import ValidationError
 from django_tenants.postgresql_backend import base as django_tenants_base
 from django_tenants.utils import quote_schema_name
 
+from tenants.backends.transaction_state import TransactionStateMixin
 from tenants.runtime.context import current_tenant
 
 DatabaseError = django_tenants_base.DatabaseError
@@ -55,9 +61,10 @@ class TenantContextConflict(RuntimeError):
     """Code set a schema through django-tenants' API that differs from the active tenant."""
 
 
-class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
+class DatabaseWrapper(TransactionStateMixin, django_tenants_base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         self.schemas_served: set[str] = set()  # distinct schemas this server session has set
+        self.transaction_state = bool(getattr(settings, "TENANCY_TRANSACTION_POOLER", False))
         super().__init__(*args, **kwargs)
 
     def get_new_connection(self, conn_params):
@@ -71,12 +78,16 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
         than TENANCY_CONNECTION_MAX_SCHEMAS distinct tenant schemas (its server process's catalog
         caches grow with every schema touched)."""
         super().close_if_unusable_or_obsolete()
+        if self.transaction_state:
+            return  # server sessions belong to the pooler (its server_lifetime bounds them)
         limit = getattr(settings, "TENANCY_CONNECTION_MAX_SCHEMAS", 0)
         if limit and self.connection is not None and len(self.schemas_served) > limit:
             self.close()
 
     def close_if_health_check_failed(self):
         """A ``SET search_path`` that is due anyway stands in for Django's ``SELECT 1``."""
+        if self.transaction_state:
+            return super().close_if_health_check_failed()  # no session SET to stand in
         if self.connection is None or not self.health_check_enabled or self.health_check_done:
             return
         try:
@@ -96,7 +107,7 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
         self.health_check_done = True
 
     def _handle_search_path(self, cursor=None):
-        if self._setting_search_path:
+        if self._setting_search_path or self.transaction_state:
             return
         if self.search_path_set_schemas == self._wanted_search_path():
             return
@@ -111,6 +122,10 @@ class DatabaseWrapper(django_tenants_base.DatabaseWrapper):
         # counted a worker serving exactly TENANCY_CONNECTION_MAX_SCHEMAS tenants would recycle.
         self.schemas_served.update(paths)
         self.schemas_served.discard(settings.PUBLIC_SCHEMA_NAME)
+
+    def tenant_state(self):
+        """Transaction mode: ``SET LOCAL search_path`` for the current context."""
+        return _local_search_path(tuple(self._get_cursor_search_paths()))
 
     def _get_cursor_search_paths(self):
         paths = self._wanted_search_path()
@@ -139,6 +154,12 @@ def _check_schema_name(name: str) -> None:
     """django-tenants' check (ValidationError for an invalid name), once per valid name: it runs
     on every request. Invalid names are not remembered: they raise every time."""
     django_tenants_base._check_schema_name(name)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _local_search_path(paths: tuple[str, ...]) -> tuple[str, int, bool]:
+    statement = "SET LOCAL " + _set_search_path_sql(paths)[len("SET ") :]
+    return statement + "; ", 1, paths == (settings.PUBLIC_SCHEMA_NAME,)
 
 
 def _set_search_path_sql(paths) -> str:
