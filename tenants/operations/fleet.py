@@ -25,18 +25,16 @@ it untouched and a rerun applies only what is left.
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from django.apps import apps as global_apps
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.db.migrations import RenameModel, RunPython
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.loader import MigrationLoader
@@ -45,12 +43,11 @@ from django.db.migrations.state import ProjectState
 from django.db.models.signals import post_migrate, pre_migrate
 from psycopg import sql
 
-from tenants import postgres
+from tenants import parallel, postgres
 from tenants.conf import public_schema
 from tenants.internals import all_permissions, live_receivers
 
 STATE_QUERY_CHUNK = 250  # schemas per UNION ALL query when reading migration states
-TASK_CHUNK = 8  # schemas per task handed to a worker process
 
 # Signal handlers whose effect the precomputed path reproduces (or, for renames, avoids).
 _KNOWN_POST_MIGRATE = {
@@ -348,7 +345,7 @@ def _record_sql(plan: list) -> str:
     )
 
 
-def make_plan(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
+def plan_fleet(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
     """Group ``schemas`` by migration state and decide, per group, how to migrate it."""
     loader = load_graph()
     with postgres.connect() as conn:
@@ -386,31 +383,18 @@ def make_plan(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
 
 # --- Applying ------------------------------------------------------------------------------------
 
-# Set in the parent before the worker processes are forked; the workers read it.
-_WORK: dict = {}
-_worker_conn = None
 
-
-def _worker_init():
-    # The parent's connections were closed before forking; each worker opens its own.
-    global _worker_conn
-    _worker_conn = None
-
-
-def _migrate_schema(schema: str, group_index: int) -> SchemaResult:
+def _migrate_schema(
+    item: tuple[str, Group], conn: parallel.WorkerConnection, lock_timeout: str | None
+) -> SchemaResult:
     """Runs in a worker: one schema, the precomputed script first, Django's executor else."""
-    global _worker_conn
-    group: Group = _WORK["groups"][group_index]
+    schema, group = item
     started = time.perf_counter()
     first_error = ""
     if group.script is not None:
         try:
-            if _worker_conn is None or _worker_conn.closed:
-                _worker_conn = postgres.connect()
-            script = postgres.in_schema(
-                schema, group.script, _WORK.get("lock_timeout"), wait_for_disk=False
-            )
-            postgres.run_script(_worker_conn, script)
+            script = postgres.in_schema(schema, group.script, lock_timeout, wait_for_disk=False)
+            postgres.run_script(conn.get(), script)
             return SchemaResult(schema, True, "sql", time.perf_counter() - started)
         except Exception as error:
             first_error = postgres.describe_error(error)
@@ -456,7 +440,10 @@ def apply_plan(
     lock_timeout: str | None = None,
     on_result: Callable[[SchemaResult], None] | None = None,
 ) -> list[SchemaResult]:
-    """Migrate every schema of ``plan`` with ``jobs`` worker processes; one result each."""
+    """Migrate every schema of ``plan`` with ``jobs`` worker processes; one result each.
+
+    Processes, not threads: Django's executor path is CPU-bound Python.
+    """
     results: list[SchemaResult] = []
 
     def report(result: SchemaResult):
@@ -464,39 +451,19 @@ def apply_plan(
         if on_result is not None:
             on_result(result)
 
+    def report_outcome(outcome: parallel.Outcome):
+        schema = outcome.item[0]
+        report(outcome.result or SchemaResult(schema, False, "executor", 0.0, str(outcome.error)))
+
     for schema in plan.missing:
         report(SchemaResult(schema, False, "missing", 0.0, "the schema does not exist"))
-    tasks = [(schema, i) for i, group in enumerate(plan.groups) for schema in group.schemas]
-    if not tasks:
+    items = [(schema, group) for group in plan.groups for schema in group.schemas]
+    if not items:
         return results
-    _WORK.clear()
-    _WORK.update(groups=plan.groups, lock_timeout=lock_timeout)
-    connections.close_all()  # never share a server session with the forked workers
-    context = multiprocessing.get_context("fork")
-    workers = max(1, min(jobs, len(tasks)))
-    # A few schemas per task: fewer round trips between processes, progress still smooth.
-    size = max(1, min(TASK_CHUNK, len(tasks) // (workers * 4)))
-    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-        futures = {pool.submit(_migrate_chunk, chunk): chunk for chunk in chunks}
-        try:
-            for future in as_completed(futures):
-                try:
-                    for result in future.result():
-                        report(result)
-                except BrokenProcessPool as error:
-                    for schema, _ in futures[future]:
-                        report(SchemaResult(schema, False, "executor", 0.0, str(error)))
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            raise
+    work = functools.partial(_migrate_schema, lock_timeout=lock_timeout)
+    parallel.run(items, work, jobs=jobs, processes=True, on_done=report_outcome)
     _flush_commits()
     return results
-
-
-def _migrate_chunk(chunk: list[tuple[str, int]]) -> list[SchemaResult]:
-    return [_migrate_schema(schema, group_index) for schema, group_index in chunk]
 
 
 def _flush_commits() -> None:

@@ -11,10 +11,9 @@ transaction per schema.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tenants import postgres
+from tenants import parallel, postgres
 from tenants.provisioning import schema_factory, schema_template
 from tenants.runtime.context import no_tenant
 
@@ -62,24 +61,16 @@ def provision_schemas(
     if not schemas:
         return {}
     blueprint = blueprint or build_blueprint()
-    failures: dict[str, Exception] = {}
 
-    def work(chunk: list[str]):
-        with postgres.connect() as conn:
-            for schema in chunk:
-                error = None
-                try:
-                    body = blueprint.sql_for(schema)
-                    script = f"BEGIN;\nSET LOCAL search_path TO public;\n{body}\nCOMMIT;"
-                    postgres.run_script(conn, script)
-                except Exception as exc:  # reported per schema; the others go on
-                    error = failures[schema] = exc
-                if on_done is not None:
-                    on_done(schema, error)
+    def create(schema: str, conn: parallel.WorkerConnection) -> None:
+        body = blueprint.sql_for(schema)
+        postgres.run_script(
+            conn.get(), f"BEGIN;\nSET LOCAL search_path TO public;\n{body}\nCOMMIT;"
+        )
 
-    jobs = max(1, min(jobs, len(schemas)))
-    chunks = [schemas[i::jobs] for i in range(jobs)]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(work, chunk) for chunk in chunks]:
-            future.result()
-    return failures
+    def report(outcome: parallel.Outcome) -> None:
+        if on_done is not None:
+            on_done(outcome.item, outcome.error)
+
+    outcomes = parallel.run(schemas, create, jobs=jobs, on_done=report)
+    return {outcome.item: outcome.error for outcome in outcomes if not outcome.ok}

@@ -439,7 +439,7 @@ class Command(BaseCommand):
                 chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
             slugs = dict(chosen.values_list("schema_name", "slug"))
         schemas = sorted(slugs)
-        fleet_plan = fleet.make_plan(schemas, precompute=executor == "auto")
+        fleet_plan = fleet.plan_fleet(schemas, precompute=executor == "auto")
         if plan or check:
             self._print_plan(fleet_plan, public_pending)
             if check and (fleet_plan.pending or public_pending or fleet_plan.missing):
