@@ -21,11 +21,16 @@ def public_schema() -> str:
     return settings.PUBLIC_SCHEMA_NAME
 
 
+def platform_slug() -> str:
+    """The slug of the platform's own site (``TENANCY_DEFAULT_TENANT``)."""
+    return settings.TENANCY_DEFAULT_TENANT
+
+
 def is_platform_slug(slug: str | None) -> bool:
     """Whether the tenant with this slug is the platform's own site
     (``TENANCY_DEFAULT_TENANT``): it serves unknown hosts, sign-up and platform accounts, and
     in schema mode lives in the public schema."""
-    return slug == settings.TENANCY_DEFAULT_TENANT
+    return slug == platform_slug()
 
 
 def is_platform_tenant(tenant) -> bool:

@@ -79,6 +79,12 @@ def schema_exists(cursor, name: str) -> bool:
     return cursor.fetchone()[0]
 
 
+def existing_schemas(cursor, names: list[str]) -> set[str]:
+    """Which of ``names`` are existing schemas, asked on ``cursor`` (Django's or psycopg's)."""
+    cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [list(names)])
+    return {row[0] for row in cursor.fetchall()}
+
+
 def connection_url_params(alias: str = "default") -> dict:
     """Host, port, user, password and database name, for client programs such as pg_dump."""
     params = connections[alias].get_connection_params()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from tenants.conf import schema_mode
+from tenants import postgres
+from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.operations.progress import FleetProgress, console_for
 from tenants.provisioning import bulk
@@ -65,10 +65,7 @@ class Command(BaseCommand):
         """Schemas first, tenant rows after: a tenant never exists without its schema."""
         schemas = {schema_name_for_slug(s): s for s in slugs}
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [list(schemas)]
-            )
-            present = {row[0] for row in cursor.fetchall()}
+            present = postgres.existing_schemas(cursor, list(schemas))
         todo = [s for s in schemas if s not in present]
         if todo:
             self.stdout.write(f"Cloning {len(todo)} schemas from a freshly migrated template")
@@ -104,8 +101,7 @@ class Command(BaseCommand):
                 for slug in slugs
             )
             Domain.objects.bulk_create(
-                Domain(domain=f"{t.slug}.{settings.TENANT_BASE_DOMAIN}", tenant=t, is_primary=True)
-                for t in tenants
+                Domain(domain=site_domain(t.slug), tenant=t, is_primary=True) for t in tenants
             )
         return tenants
 
