@@ -10,6 +10,7 @@ work is CPU-bound Python, such as Django's migration executor).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import threading
@@ -66,6 +67,11 @@ class WorkerConnection:
 
 Work = Callable[[Any, WorkerConnection], Any]
 OnDone = Callable[[Outcome], None]
+
+
+def default_jobs() -> int:
+    """Workers when the operator does not say: one per CPU."""
+    return os.cpu_count() or 1
 
 
 def run(

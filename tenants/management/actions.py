@@ -1,7 +1,12 @@
 """Sub-commands of a management command: ``manage.py tenants ACTION``, ``manage.py domains
-ACTION``. Each action's help is also its ``--help`` description, with its examples below."""
+ACTION``. Each action's help is also its ``--help`` description, with its examples below.
+Also the arguments several commands share."""
 
 import argparse
+
+from tenants.parallel import default_jobs
+
+TENANT_HELP = "Slug, domain, schema name or id."
 
 
 def action_parsers(parser, examples: dict[str, str]):
@@ -19,3 +24,14 @@ def action_parsers(parser, examples: dict[str, str]):
         )
 
     return add
+
+
+def add_jobs_argument(parser, what: str) -> None:
+    """``--jobs/-j N``: how many at once, the CPU count by default."""
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=default_jobs(),
+        help=f"{what} (default: CPU count, %(default)s).",
+    )

@@ -26,7 +26,6 @@ it untouched and a rerun applies only what is left.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -471,7 +470,3 @@ def _flush_commits() -> None:
     one synchronous commit afterwards puts all of them on disk before we report success."""
     with postgres.connect() as conn:
         conn.execute("BEGIN; SELECT txid_current(); COMMIT;")
-
-
-def default_jobs() -> int:
-    return os.cpu_count() or 1

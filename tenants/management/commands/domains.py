@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from tenants.management.actions import action_parsers
+from tenants.management.actions import TENANT_HELP, action_parsers
 from tenants.models import Domain
 from tenants.operations import lifecycle
 from tenants.operations.lifecycle import OperationError
@@ -36,11 +36,11 @@ class Command(BaseCommand):
         action = action_parsers(parser, EXAMPLES)
 
         listing = action("list", "List domains (of one tenant, or all).")
-        listing.add_argument("tenant", nargs="?", help="Slug, domain, schema name or id.")
+        listing.add_argument("tenant", nargs="?", help=TENANT_HELP)
         listing.add_argument("--json", action="store_true", dest="as_json", help="JSON output.")
 
         add = action("add", "Give a tenant another domain (refused if another tenant has it).")
-        add.add_argument("tenant", help="Slug, domain, schema name or id.")
+        add.add_argument("tenant", help=TENANT_HELP)
         add.add_argument("domain", help="Host name, e.g. shop.example.com.")
         add.add_argument("--primary", action="store_true", help="Make it the primary domain.")
 

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, IntegrityError, transaction
 
 from tenants.conf import public_schema, schema_mode, site_domain
-from tenants.management.actions import action_parsers
+from tenants.management.actions import TENANT_HELP, action_parsers, add_jobs_argument
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.operations import fleet, lifecycle
 from tenants.operations.lifecycle import OperationError
@@ -55,6 +55,23 @@ rerun to apply what is left); 2 bad usage""",
 }
 
 
+# Each action, its help (also its --help description); its arguments: Command._<name>_arguments.
+ACTIONS = {
+    "create": "Create a tenant with its primary domain (and schema).",
+    "list": "List tenants as a table (or JSON).",
+    "show": "Show one tenant: domains, owner, members, data, schema state.",
+    "deactivate": "Deactivate a tenant: its sites answer 403 until reactivated.",
+    "reactivate": "Reactivate a deactivated tenant.",
+    "rename": "Change a tenant's slug; in schema mode its schema is renamed (ALTER SCHEMA) and "
+    "its <slug>.<TENANT_BASE_DOMAIN> domain follows.",
+    "delete": "Delete a tenant and its domains (row mode: and its rows). In schema mode say "
+    "what happens to its schema: --drop-schema or --keep-schema.",
+    "migrate": "Apply pending migrations to the public schema, then to every tenant schema in "
+    "parallel (schema mode; in row mode this is plain 'migrate').",
+    "run": "Run any management command for one tenant or for all of them.",
+}
+
+
 class Command(BaseCommand):
     help = (
         "Manage tenants: create, list, show, deactivate, reactivate, rename, delete, migrate "
@@ -64,8 +81,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         add_action = action_parsers(parser, EXAMPLES)
-
-        def action(name, help_text):
+        for name, help_text in ACTIONS.items():
             sub = add_action(name, help_text)
             sub.add_argument(
                 "-v",
@@ -75,58 +91,49 @@ class Command(BaseCommand):
                 default=argparse.SUPPRESS,
                 help="0 quiet, 1 normal, 2 one line per tenant, 3 everything",
             )
-            return sub
+            getattr(self, f"_{name}_arguments")(sub)
 
-        create = action("create", "Create a tenant with its primary domain (and schema).")
-        create.add_argument("--name", required=True, help="Display name, e.g. 'Acme Corp'.")
-        create.add_argument(
+    # --- each action's arguments -----------------------------------------------------------------
+
+    def _create_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="Display name, e.g. 'Acme Corp'.")
+        parser.add_argument(
             "--slug", required=True, help="DNS label; also gives the schema name (acme-corp)."
         )
-        create.add_argument(
+        parser.add_argument(
             "--domain", help="Primary domain (default: <slug>.<TENANT_BASE_DOMAIN>)."
         )
-        create.add_argument("--owner", metavar="USERNAME", help="Platform user who owns it.")
-        create.add_argument(
+        parser.add_argument("--owner", metavar="USERNAME", help="Platform user who owns it.")
+        parser.add_argument(
             "--owner-email",
             metavar="EMAIL",
             help="Create the owner with this e-mail if USERNAME does not exist yet "
             "(no password: set one with changepassword).",
         )
 
-        listing = action("list", "List tenants as a table (or JSON).")
-        listing.add_argument(
-            "--json", action="store_true", dest="as_json", help="JSON for scripts."
-        )
-        state = listing.add_mutually_exclusive_group()
+    def _list_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
+        state = parser.add_mutually_exclusive_group()
         state.add_argument("--active", action="store_true", help="Only active tenants.")
         state.add_argument("--inactive", action="store_true", help="Only inactive tenants.")
-        listing.add_argument("--search", metavar="TEXT", help="Name, slug or domain contains.")
+        parser.add_argument("--search", metavar="TEXT", help="Name, slug or domain contains.")
 
-        show = action("show", "Show one tenant: domains, owner, members, data, schema state.")
-        show.add_argument("tenant", help="Slug, domain, schema name or id.")
-        show.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
+    def _show_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
 
-        for name, text in (
-            ("deactivate", "Deactivate a tenant: its sites answer 403 until reactivated."),
-            ("reactivate", "Reactivate a deactivated tenant."),
-        ):
-            action(name, text).add_argument("tenant", help="Slug, domain, schema name or id.")
+    def _deactivate_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
 
-        rename = action(
-            "rename",
-            "Change a tenant's slug; in schema mode its schema is renamed (ALTER SCHEMA) and "
-            "its <slug>.<TENANT_BASE_DOMAIN> domain follows.",
-        )
-        rename.add_argument("tenant", help="Slug, domain, schema name or id.")
-        rename.add_argument("new_slug", help="The new slug.")
+    _reactivate_arguments = _deactivate_arguments
 
-        delete = action(
-            "delete",
-            "Delete a tenant and its domains (row mode: and its rows). In schema mode say what "
-            "happens to its schema: --drop-schema or --keep-schema.",
-        )
-        delete.add_argument("tenant", help="Slug, domain, schema name or id.")
-        delete.add_argument(
+    def _rename_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument("new_slug", help="The new slug.")
+
+    def _delete_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument(
             "--yes",
             "--no-input",
             "--noinput",
@@ -134,7 +141,7 @@ class Command(BaseCommand):
             dest="yes",
             help="Do not ask for confirmation.",
         )
-        schema_choice = delete.add_mutually_exclusive_group()
+        schema_choice = parser.add_mutually_exclusive_group()
         schema_choice.add_argument(
             "--drop-schema", action="store_true", help="Schema mode: drop the schema and data."
         )
@@ -142,68 +149,46 @@ class Command(BaseCommand):
             "--keep-schema", action="store_true", help="Schema mode: keep the schema."
         )
 
-        migrate = action(
-            "migrate",
-            "Apply pending migrations to the public schema, then to every tenant schema in "
-            "parallel (schema mode; in row mode this is plain 'migrate').",
-        )
-        migrate.add_argument(
-            "--jobs",
-            "-j",
-            type=int,
-            default=fleet.default_jobs(),
-            help="Schemas migrated at once (default: CPU count, %(default)s).",
-        )
-        migrate.add_argument(
-            "--tenant",
-            action="append",
-            dest="tenants",
-            metavar="TENANT",
-            help="Only this tenant (repeatable).",
-        )
-        migrate.add_argument(
+    def _migrate_arguments(self, parser):
+        add_jobs_argument(parser, "Schemas migrated at once")
+        _add_tenants_argument(parser, "Only this tenant (repeatable).")
+        parser.add_argument(
             "--skip-public", action="store_true", help="Leave the public schema alone."
         )
-        migrate.add_argument(
+        parser.add_argument(
             "--plan", action="store_true", help="Show what would be applied; change nothing."
         )
-        migrate.add_argument(
+        parser.add_argument(
             "--check", action="store_true", help="Exit 1 if any migration is pending."
         )
-        migrate.add_argument(
+        parser.add_argument(
             "--executor",
             choices=["auto", "django"],
             default="auto",
             help="auto: precomputed SQL where possible; django: Django's executor for all.",
         )
-        migrate.add_argument(
+        parser.add_argument(
             "--lock-timeout",
             metavar="DURATION",
             help="Give up on a schema whose tables stay locked this long (e.g. 5s); it is "
             "reported as failed and a rerun retries it.",
         )
 
-        run = action("run", "Run any management command for one tenant or for all of them.")
-        who = run.add_mutually_exclusive_group(required=True)
-        who.add_argument(
-            "--tenant",
-            action="append",
-            dest="tenants",
-            metavar="TENANT",
-            help="This tenant (repeatable).",
-        )
+    def _run_arguments(self, parser):
+        who = parser.add_mutually_exclusive_group(required=True)
+        _add_tenants_argument(who, "This tenant (repeatable).")
         who.add_argument("--all", action="store_true", help="Every tenant, one after another.")
-        run.add_argument(
+        parser.add_argument(
             "--skip-default", action="store_true", help="With --all: not the default tenant."
         )
-        run.add_argument(
+        parser.add_argument(
             "--active-only", action="store_true", help="With --all: only active tenants."
         )
-        run.add_argument(
+        parser.add_argument(
             "--keep-going", action="store_true", help="Go on after a tenant fails (exit 1)."
         )
-        run.add_argument("command_name", metavar="COMMAND", help="The command to run.")
-        run.add_argument(
+        parser.add_argument("command_name", metavar="COMMAND", help="The command to run.")
+        parser.add_argument(
             "command_args", nargs=argparse.REMAINDER, metavar="...", help="Its arguments."
         )
 
@@ -413,18 +398,7 @@ class Command(BaseCommand):
         if jobs < 1:
             raise CommandError("--jobs must be at least 1.")
         if not schema_mode():
-            if tenants:
-                raise CommandError(
-                    "Row mode has no per-tenant schemas: --tenant needs schema mode."
-                )
-            self.stdout.write("Row mode: every tenant shares the tables; running 'migrate'.")
-            call_command(
-                "migrate",
-                interactive=False,
-                verbosity=self.verbosity,
-                check_unapplied=check,
-                plan=plan,
-            )
+            self._migrate_row_mode(tenants, plan=plan, check=check)
             return
         started = time.perf_counter()
         public_pending = not skip_public and not tenants and fleet.public_needs_migrating()
@@ -433,31 +407,46 @@ class Command(BaseCommand):
         elif public_pending:
             self.stdout.write("Migrating the public schema")
             fleet.run_django_executor(public_schema(), verbosity=self.verbosity)
-        with no_tenant():
-            chosen = Tenant.objects.exclude(schema_name=public_schema())
-            if tenants:
-                chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
-            slugs = dict(chosen.values_list("schema_name", "slug"))
-        schemas = sorted(slugs)
-        fleet_plan = fleet.plan_fleet(schemas, precompute=executor == "auto")
+        slugs = self._slugs_by_schema(tenants)
+        fleet_plan = fleet.plan_fleet(sorted(slugs), precompute=executor == "auto")
         if plan or check:
             self._print_plan(fleet_plan, public_pending)
             if check and (fleet_plan.pending or public_pending or fleet_plan.missing):
                 raise CommandError("Migrations are pending.")
             return
-        total = fleet_plan.pending + len(fleet_plan.missing)
-        if total == 0:
+        if fleet_plan.pending + len(fleet_plan.missing) == 0:
             self.stdout.write(
-                f"{len(schemas)} tenant schemas: nothing to apply "
+                f"{len(slugs)} tenant schemas: nothing to apply "
                 f"({time.perf_counter() - started:.2f}s)."
             )
             return
+        results = self._apply_fleet_plan(fleet_plan, slugs, jobs, lock_timeout)
+        self._migrate_summary(results, fleet_plan, len(slugs), time.perf_counter() - started, slugs)
+
+    def _migrate_row_mode(self, tenants, *, plan, check):
+        if tenants:
+            raise CommandError("Row mode has no per-tenant schemas: --tenant needs schema mode.")
+        self.stdout.write("Row mode: every tenant shares the tables; running 'migrate'.")
+        call_command(
+            "migrate", interactive=False, verbosity=self.verbosity, check_unapplied=check, plan=plan
+        )
+
+    def _slugs_by_schema(self, tenants) -> dict[str, str]:
+        """The tenant schemas to migrate (those of ``tenants``, else all), with their slugs."""
+        with no_tenant():
+            chosen = Tenant.objects.exclude(schema_name=public_schema())
+            if tenants:
+                chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
+            return dict(chosen.values_list("schema_name", "slug"))
+
+    def _apply_fleet_plan(self, fleet_plan, slugs, jobs, lock_timeout):
         if self.verbosity >= 1:
             for group in fleet_plan.groups:
                 self.stdout.write(_describe_group(group))
+        total = fleet_plan.pending + len(fleet_plan.missing)
         progress = FleetProgress(self.console, total, "tenant schemas", verbosity=self.verbosity)
         with progress:
-            results = fleet.apply_plan(
+            return fleet.apply_plan(
                 fleet_plan,
                 jobs=jobs,
                 lock_timeout=lock_timeout,
@@ -467,9 +456,6 @@ class Command(BaseCommand):
                     r.error or (f"{r.how} {r.seconds * 1000:.0f}ms"),
                 ),
             )
-        self._migrate_summary(
-            results, fleet_plan, len(schemas), time.perf_counter() - started, slugs
-        )
 
     def _print_plan(self, fleet_plan, public_pending):
         rows = []
@@ -566,12 +552,18 @@ class Command(BaseCommand):
                 if not keep_going:
                     break
         if failures:
-            skipped = len(targets) - len(failures) if keep_going else None
+            succeeded = len(targets) - len(failures) if keep_going else None
             more = "" if keep_going else " (stopped there; --keep-going goes on)"
             raise CommandError(
                 f"{command_name} failed for {', '.join(failures)}{more}"
-                + (f"; {skipped} other tenants succeeded." if skipped is not None else ".")
+                + (f"; {succeeded} other tenants succeeded." if succeeded is not None else ".")
             )
+
+
+def _add_tenants_argument(parser, help_text):
+    parser.add_argument(
+        "--tenant", action="append", dest="tenants", metavar="TENANT", help=help_text
+    )
 
 
 def _tenant_owned_models():

@@ -11,6 +11,7 @@ from django.db import connection
 
 from tenants import postgres
 from tenants.conf import public_schema, schema_mode
+from tenants.management.actions import add_jobs_argument
 from tenants.models import TenantOwnedModel
 from tenants.operations import fleet, upgrade
 from tenants.operations.progress import FleetProgress, console_for, print_table
@@ -33,13 +34,7 @@ class Command(BaseCommand):
             metavar="DATABASE_URL",
             help="The row-mode database, e.g. sqlite:///db.sqlite3 or postgres://host/name.",
         )
-        parser.add_argument(
-            "--jobs",
-            "-j",
-            type=int,
-            default=fleet.default_jobs(),
-            help="Tenant schemas written at once (default: CPU count, %(default)s).",
-        )
+        add_jobs_argument(parser, "Tenant schemas written at once")
         parser.add_argument(
             "--dry-run",
             action="store_true",
@@ -60,32 +55,13 @@ class Command(BaseCommand):
         started = time.perf_counter()
         try:
             upgrade.Source(source).close()  # a bad source is reported before the target is touched
-            if not dry_run:
-                call_command("ensure_database", verbosity=verbosity)
-                if fleet.public_needs_migrating():
-                    self.stdout.write("Migrating the target's public schema")
-                    fleet.run_django_executor(public_schema())
-            exists = dry_run and _database_exists()
-            if dry_run and not exists:
-                name = connection.settings_dict["NAME"]
-                self.stdout.write(
-                    f"The target database {name} does not exist yet; it would be created."
-                )
-            with upgrade.Upgrade(source, target_exists=exists or not dry_run) as job:
-                plan = job.prepare(dry_run=dry_run)
+            exists = self._prepare_target(dry_run)
+            with upgrade.Upgrade(source, target_exists=exists) as job:
+                job.prepare(dry_run=dry_run)
                 if dry_run:
                     self._report(console, job, dry_run=True)
                     return
-                target = connection.settings_dict["NAME"]
-                self.stdout.write(
-                    f"Upgrading {len(plan.schemas())} schemas into {target} "
-                    f"({len(job.done)} done before)"
-                )
-                progress = FleetProgress(console, len(job.todo), "schemas", verbosity=verbosity)
-                with progress:
-                    job.write(lambda s, e: progress.advance(s, e is None, str(e or "")), jobs=jobs)
-                mismatches = job.verify()
-                self._report(console, job, dry_run=False)
+                mismatches = self._write_and_verify(console, job, jobs)
         except upgrade.UpgradeError as error:
             raise CommandError(str(error)) from error
         except KeyboardInterrupt:
@@ -95,16 +71,7 @@ class Command(BaseCommand):
                 returncode=130,
             ) from None
         if mismatches:
-            print_table(
-                console,
-                "VERIFICATION FAILED",
-                ["Schema", "Table", "Source rows", "Target rows", "What differs"],
-                [[m.schema, m.table, m.expected_rows, m.actual_rows, m.detail] for m in mismatches],
-            )
-            raise CommandError(
-                f"{len(mismatches)} tables differ from the source (listed above). If the source "
-                "changed during the upgrade, stop writes to it and upgrade into a new database."
-            )
+            self._verification_failed(console, mismatches)
         tables = sum(len(job.plan.rows[s]) for s in job.plan.schemas())
         self.stdout.write(
             self.style.SUCCESS(
@@ -112,6 +79,45 @@ class Command(BaseCommand):
                 f"row counts and checksums equal to the source "
                 f"({time.perf_counter() - started:.1f}s)."
             )
+        )
+
+    def _prepare_target(self, dry_run: bool) -> bool:
+        """Create and migrate the target database (a dry run only looks); whether it exists."""
+        if not dry_run:
+            call_command("ensure_database", verbosity=self.verbosity)
+            if fleet.public_needs_migrating():
+                self.stdout.write("Migrating the target's public schema")
+                fleet.run_django_executor(public_schema())
+            return True
+        if _database_exists():
+            return True
+        name = connection.settings_dict["NAME"]
+        self.stdout.write(f"The target database {name} does not exist yet; it would be created.")
+        return False
+
+    def _write_and_verify(self, console, job, jobs: int) -> list:
+        target = connection.settings_dict["NAME"]
+        self.stdout.write(
+            f"Upgrading {len(job.plan.schemas())} schemas into {target} "
+            f"({len(job.done)} done before)"
+        )
+        progress = FleetProgress(console, len(job.todo), "schemas", verbosity=self.verbosity)
+        with progress:
+            job.write(lambda s, e: progress.advance(s, e is None, str(e or "")), jobs=jobs)
+        mismatches = job.verify()
+        self._report(console, job, dry_run=False)
+        return mismatches
+
+    def _verification_failed(self, console, mismatches):
+        print_table(
+            console,
+            "VERIFICATION FAILED",
+            ["Schema", "Table", "Source rows", "Target rows", "What differs"],
+            [[m.schema, m.table, m.expected_rows, m.actual_rows, m.detail] for m in mismatches],
+        )
+        raise CommandError(
+            f"{len(mismatches)} tables differ from the source (listed above). If the source "
+            "changed during the upgrade, stop writes to it and upgrade into a new database."
         )
 
     def _report(self, console, job, *, dry_run):
