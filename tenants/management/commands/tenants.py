@@ -113,9 +113,10 @@ class Command(BaseCommand):
 
     def _list_arguments(self, parser):
         parser.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
-        state = parser.add_mutually_exclusive_group()
-        state.add_argument("--active", action="store_true", help="Only active tenants.")
-        state.add_argument("--inactive", action="store_true", help="Only inactive tenants.")
+        _add_flags(
+            parser.add_mutually_exclusive_group(),
+            {"--active": "Only active tenants.", "--inactive": "Only inactive tenants."},
+        )
         parser.add_argument("--search", metavar="TEXT", help="Name, slug or domain contains.")
 
     def _show_arguments(self, parser):
@@ -141,25 +142,24 @@ class Command(BaseCommand):
             dest="yes",
             help="Do not ask for confirmation.",
         )
-        schema_choice = parser.add_mutually_exclusive_group()
-        schema_choice.add_argument(
-            "--drop-schema", action="store_true", help="Schema mode: drop the schema and data."
-        )
-        schema_choice.add_argument(
-            "--keep-schema", action="store_true", help="Schema mode: keep the schema."
+        _add_flags(
+            parser.add_mutually_exclusive_group(),
+            {
+                "--drop-schema": "Schema mode: drop the schema and data.",
+                "--keep-schema": "Schema mode: keep the schema.",
+            },
         )
 
     def _migrate_arguments(self, parser):
         add_jobs_argument(parser, "Schemas migrated at once")
         _add_tenants_argument(parser, "Only this tenant (repeatable).")
-        parser.add_argument(
-            "--skip-public", action="store_true", help="Leave the public schema alone."
-        )
-        parser.add_argument(
-            "--plan", action="store_true", help="Show what would be applied; change nothing."
-        )
-        parser.add_argument(
-            "--check", action="store_true", help="Exit 1 if any migration is pending."
+        _add_flags(
+            parser,
+            {
+                "--skip-public": "Leave the public schema alone.",
+                "--plan": "Show what would be applied; change nothing.",
+                "--check": "Exit 1 if any migration is pending.",
+            },
         )
         parser.add_argument(
             "--executor",
@@ -178,14 +178,13 @@ class Command(BaseCommand):
         who = parser.add_mutually_exclusive_group(required=True)
         _add_tenants_argument(who, "This tenant (repeatable).")
         who.add_argument("--all", action="store_true", help="Every tenant, one after another.")
-        parser.add_argument(
-            "--skip-default", action="store_true", help="With --all: not the default tenant."
-        )
-        parser.add_argument(
-            "--active-only", action="store_true", help="With --all: only active tenants."
-        )
-        parser.add_argument(
-            "--keep-going", action="store_true", help="Go on after a tenant fails (exit 1)."
+        _add_flags(
+            parser,
+            {
+                "--skip-default": "With --all: not the default tenant.",
+                "--active-only": "With --all: only active tenants.",
+                "--keep-going": "Go on after a tenant fails (exit 1).",
+            },
         )
         parser.add_argument("command_name", metavar="COMMAND", help="The command to run.")
         parser.add_argument(
@@ -558,6 +557,12 @@ class Command(BaseCommand):
                 f"{command_name} failed for {', '.join(failures)}{more}"
                 + (f"; {succeeded} other tenants succeeded." if succeeded is not None else ".")
             )
+
+
+def _add_flags(parser, flags: dict[str, str]):
+    """On/off options, each with its help."""
+    for flag, help_text in flags.items():
+        parser.add_argument(flag, action="store_true", help=help_text)
 
 
 def _add_tenants_argument(parser, help_text):
