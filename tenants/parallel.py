@@ -4,7 +4,8 @@ Fleet migrations, the upgrade's write step and bulk schema creation all do the s
 items to ``jobs`` workers that each hold their own psycopg connection, report every item as it
 finishes, go on after a failure or stop at the first one, and start nothing new after Ctrl-C.
 ``run()`` does that with threads (the work waits on PostgreSQL) or with forked processes (the
-work is CPU-bound Python, such as Django's migration executor).
+work is CPU-bound Python, such as Django's migration executor). A change to the process path
+is measured by ``benchmarks/fleet_migrate.py`` (figures: docs/benchmarks.md#fleet-migrations).
 """
 
 from __future__ import annotations
