@@ -10,6 +10,7 @@ is measured by ``benchmarks/fleet_migrate.py`` (figures: docs/benchmarks.md#flee
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -17,6 +18,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,11 @@ class Outcome:
         return self.error is None
 
 
+class Stopped(Exception):
+    """The run stopped (a failure with ``stop_on_error``, or Ctrl-C) before this item got its
+    connection: nothing of it was done."""
+
+
 class WorkerConnection:
     """A worker's own psycopg connection: opened on first use, and again if it was closed
     (a failed item may leave it so). Work that needs no connection never opens one."""
@@ -48,17 +55,23 @@ class WorkerConnection:
     def __init__(self, connect: Callable[[], psycopg.Connection] = postgres.connect):
         self._connect = connect
         self._conn: psycopg.Connection | None = None
+        self._stopped = False
 
     def get(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
+        if not self._stopped and (self._conn is None or self._conn.closed):
             self._conn = self._connect()
+        if self._stopped:  # also when stop() came while connecting
+            raise Stopped
         return self._conn
 
-    def cancel(self) -> None:
-        """Cancel the statement running on it now (safe from another thread): the item's
-        transaction rolls back."""
+    def stop(self) -> None:
+        """Called from another thread: cancel the statement running on the connection now
+        (the item's transaction rolls back) and hand the connection out no more. Best
+        effort: a statement sent just after the cancel still runs."""
+        self._stopped = True
         if self._conn is not None:
-            self._conn.cancel_safe()
+            with contextlib.suppress(psycopg.Error):
+                self._conn.cancel_safe()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -131,7 +144,12 @@ def _run_in_threads(items, work, jobs, stop_on_error, on_done, connect) -> list[
                     item = todo.get_nowait()
                 except queue.Empty:
                     return
-                finished.put(_attempt(work, item, conn))
+                outcome = _attempt(work, item, conn)
+                if isinstance(outcome.error, Stopped):
+                    return  # stopped before it began: nothing to report
+                finished.put(outcome)
+                if stop_on_error and not outcome.ok:
+                    _stop(stop, conns)  # after the put: the first failure is reported first
         finally:
             conn.close()
             finished.put(None)
@@ -148,8 +166,6 @@ def _run_in_threads(items, work, jobs, stop_on_error, on_done, connect) -> list[
                 continue
             outcomes.append(outcome)
             on_done(outcome)
-            if stop_on_error and not outcome.ok and not stop.is_set():
-                _stop(stop, conns)
     except BaseException:  # Ctrl-C, or on_done failed
         _stop(stop, conns)
         raise
@@ -162,12 +178,13 @@ def _run_in_threads(items, work, jobs, stop_on_error, on_done, connect) -> list[
 def _stop(stop: threading.Event, conns: Sequence[WorkerConnection]) -> None:
     stop.set()
     for conn in conns:
-        conn.cancel()
+        conn.stop()
 
 
 # --- Forked processes ----------------------------------------------------------------------------
 
-# Set in the parent before the workers are forked; they inherit it.
+# Set in the parent before the workers are forked (one process-mode run at a time); they
+# inherit it.
 _FORKED: dict = {}
 _worker_conn: WorkerConnection | None = None
 
@@ -182,7 +199,7 @@ def _run_in_processes(items, work, jobs, stop_on_error, on_done, connect) -> lis
     outcomes = []
     try:
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker) as pool:
-            futures = {pool.submit(_run_chunk, chunk): chunk for chunk in chunks}
+            futures = {_submit(pool, chunk): chunk for chunk in chunks}
             try:
                 for future in as_completed(futures):
                     for outcome in _chunk_outcomes(future, futures[future], items):
@@ -201,6 +218,15 @@ def _run_in_processes(items, work, jobs, stop_on_error, on_done, connect) -> lis
 def _start_worker() -> None:
     global _worker_conn
     _worker_conn = WorkerConnection(_FORKED["connect"])
+
+
+def _submit(pool: ProcessPoolExecutor, chunk: range) -> Future:
+    try:
+        return pool.submit(_run_chunk, chunk)
+    except BrokenProcessPool as error:  # a worker died already: this chunk fails with it
+        failed = Future()
+        failed.set_exception(error)
+        return failed
 
 
 def _run_chunk(indexes: range) -> list[tuple[Any, Exception | None]]:
