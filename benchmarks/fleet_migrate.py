@@ -118,7 +118,7 @@ def main():
         **os.environ,
         "TENANCY_MODE": "schema",
         "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.migrate_bench_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.support.migrate_stages.settings",
         "MIGRATE_BENCH_STAGE": "1",
         "LOG_LEVEL": "ERROR",
     }

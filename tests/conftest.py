@@ -1,4 +1,5 @@
-"""Shared fixtures. The suite runs twice (scripts/test): TENANCY_MODE=row and =schema."""
+"""Shared fixtures and hooks. The suite runs once per mode (scripts/test): TENANCY_MODE=row and
+=schema. What tests import (helpers, constants, the server launcher) is in tests/support."""
 
 import pytest
 from django.conf import settings
@@ -9,24 +10,12 @@ from tenants.models import Tenant
 from tenants.runtime import resolution
 from tenants.runtime.context import tenant_context
 from tenants.runtime.hosts import ResolvedHosts
-
-SCHEMA_MODE = settings.TENANCY_MODE == "schema"
-DEMO_HOSTS = {
-    "default": "localhost",
-    "acme": "acme.localhost",
-    "jcw-site": "jcwtradehub.com",
-    "techinnov": "techinnov.localhost",
-    "global": "global.localhost",
-}
+from tests.support.modes import skip_tests_of_the_other_mode
 
 
 def pytest_collection_modifyitems(config, items):
     """Mode-specific tests are deselected in the other mode, and reported as such."""
-    skip = "schema_only" if not SCHEMA_MODE else "row_only"
-    marker = pytest.mark.skip(reason=f"runs in the other mode ({skip})")
-    for item in items:
-        if skip in item.keywords:
-            item.add_marker(marker)
+    skip_tests_of_the_other_mode(items)
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,10 @@ Instead:
    quoted name (``psycopg.sql.Identifier``), so no name reaches SQL unquoted.
 
 Running the script is one round trip, the same statements whatever the number of tenants (its
-time: docs/benchmarks.md). A schema it
-makes is identical to one made by the migrations (tests/test_provisioning_schema.py compares
-the catalogs). Objects the script does not know how to copy (views, triggers, functions, ...)
-make :func:`current_script` raise :class:`UnsupportedTemplate`; callers then fall back to the
-migrations.
+time: docs/benchmarks.md). A schema it makes is identical to one made by the migrations
+(tests/provisioning/test_fast_schemas.py compares the catalogs). Objects the script does not know
+how to copy (views, triggers, functions, ...) make :func:`current_script` raise
+:class:`UnsupportedTemplate`; callers then fall back to the migrations.
 
 References to tables in other schemas (none in today's tenant tables, whose tenant column has
 no database constraint; a migration may add one) are written as PostgreSQL prints them under

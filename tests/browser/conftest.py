@@ -15,9 +15,9 @@ from django.db import connections
 
 from accounts.models import Membership
 from tenants.runtime.context import tenant_context
-from tests.browser.server import REPO, start_server
-from tests.conftest import SCHEMA_MODE
-from tests.helpers import make_member
+from tests.support.gunicorn_server import REPO, start_server
+from tests.support.members import make_member
+from tests.support.modes import SCHEMA_MODE
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -16,7 +16,7 @@ from home.models import PageContent, SiteSettings
 from tenants.models import Tenant
 from tenants.runtime.context import scopes_disabled, tenant_context
 from tests.browser.conftest import DESKTOP, PHONE
-from tests.helpers import PASSWORD
+from tests.support.members import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -1,2 +1,0 @@
-# The app's tables come from its migrations (steps.py); which ones depends on the stage chosen
-# in benchmarks/migrate_bench_settings.py. Content types are made from the migration state.

@@ -1,0 +1,353 @@
+"""Sign-ups through a real server (gunicorn, several processes) on a committed PostgreSQL
+database: concurrent sign-ups, and a provisioning process killed half-way.
+
+The server runs in the suite's mode (row or schema) but always on PostgreSQL, in a database of
+its own named after TEST_POSTGRES_URL's (``<name>_live_<mode>``), made and dropped here.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from psycopg import sql
+
+from tests.support import servers
+from tests.support.members import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+MODE = settings.TENANCY_MODE
+POOL_SIZE = 5
+
+
+def _base_url():
+    return os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/tenantsite")
+
+
+class LiveSite:
+    def __init__(self, tmp):
+        base = _base_url()
+        self.db_name = f"{base.rsplit('/', 1)[1]}_live_{MODE}"
+        self.admin_url = base.rsplit("/", 1)[0] + "/postgres"
+        self.db_url = base.rsplit("/", 1)[0] + "/" + self.db_name
+        self.port = servers.free_port()
+        self.log = tmp / "server.log"
+        self.env = {
+            **os.environ,
+            "TENANCY_MODE": MODE,
+            "DATABASE_URL": self.db_url,
+            "DJANGO_SETTINGS_MODULE": "tests.support.live_settings",
+            "PYTHONPATH": str(ROOT),
+            "TENANCY_SCHEMA_POOL_SIZE": str(POOL_SIZE),
+            "TENANCY_SCHEMA_POOL_REFILL": "background",
+            "TENANCY_URL_PORT": str(self.port),
+            "CACHE_URL": "locmemcache://",
+        }
+        self.server = None
+
+    # Database -----------------------------------------------------------------------------------
+
+    def _recreate_database(self):
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            name = sql.Identifier(self.db_name)
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+    def drop_database(self):
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.db_name)
+                )
+            )
+
+    def query(self, query, params=None):
+        with psycopg.connect(self.db_url, autocommit=True) as db:
+            return db.execute(query, params).fetchall()
+
+    def count(self, query, params=None):
+        return self.query(query, params)[0][0]
+
+    def tenant_schema_mismatch(self):
+        """Schemas without a tenant and tenants without a schema (schema mode)."""
+        if MODE != "schema":
+            return set()
+        schemas = {
+            row[0]
+            for row in self.query(
+                "SELECT nspname FROM pg_namespace WHERE nspname !~ '^(pg_|_)' "
+                "AND nspname NOT IN ('public', 'information_schema')"
+            )
+        }
+        tenants = {
+            row[0]
+            for row in self.query(
+                "SELECT schema_name FROM tenants_tenant WHERE schema_name <> 'public'"
+            )
+        }
+        return schemas ^ tenants
+
+    # Processes ----------------------------------------------------------------------------------
+
+    def manage(self, *args):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done
+
+    def python(self, code, *args, **kwargs):
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args], cwd=ROOT, env=self.env, **kwargs
+        )
+
+    def start(self):
+        self._recreate_database()
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("seed_demo_tenants", "-v", "0")
+        if MODE == "schema":
+            self.manage("prepare_tenant_schemas", "--spares", str(POOL_SIZE))
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.server = subprocess.Popen(
+            [
+                str(gunicorn),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "3",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
+                "--timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("localhost")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail(f"The test server did not start:\n{self.log.read_text()}")
+
+    def stop(self):
+        if self.server is not None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+
+    # HTTP ---------------------------------------------------------------------------------------
+
+    def request(self, host, path, body=None):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Host": f"{host}:{self.port}", "Content-Type": "application/json"},
+            method="GET" if body is None else "POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def get(self, host, path="/"):
+        return self.request(host, path)
+
+    def sign_up(self, username, **extra):
+        status, body = self.request(
+            "localhost",
+            "/api/register/",
+            {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+            | extra,
+        )
+        return status, json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    site = LiveSite(tmp_path_factory.mktemp("live"))
+    try:
+        site.start()
+        yield site
+    finally:
+        site.stop()
+        log = site.log.read_text() if site.log.exists() else ""
+        site.drop_database()
+    assert "Traceback" not in log, log
+
+
+def all_at_once(count, action):
+    """Run ``action(i)`` for i in range(count) in as many threads, released together."""
+    barrier = threading.Barrier(count)
+
+    def run(i):
+        barrier.wait()
+        return action(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_concurrent_sign_ups_with_one_username(live):
+    results = all_at_once(20, lambda _i: live.sign_up("samename", site_name="Same Name"))
+    created = [body for status, body in results if status == 201]
+    refused = [body for status, body in results if status != 201]
+    assert len(created) == 1
+    assert len(refused) == 19
+    for status, body in results:
+        if status != 201:
+            assert status == 400
+            message = body["errors"]["username"][0]["message"]
+            assert "already exists" in message or "taken" in message, body
+    assert live.count("SELECT count(*) FROM auth_user WHERE username = 'samename'") == 1
+    assert live.count("SELECT count(*) FROM tenants_tenant WHERE slug = 'samename'") == 1
+    assert live.count("SELECT count(*) FROM tenants_domain WHERE domain LIKE 'samename.%%'") == 1
+    assert live.tenant_schema_mismatch() == set()
+    status, html = live.get("samename.localhost")
+    assert status == 200 and b"Same Name is live" in html
+
+
+def test_fifty_concurrent_sign_ups_with_different_names(live):
+    names = [f"crowd-{i:02d}" for i in range(50)]
+    results = all_at_once(50, lambda i: live.sign_up(names[i]))
+    assert [status for status, _body in results] == [201] * 50, results
+    assert sorted(body["tenant"] for _status, body in results) == names
+    assert live.tenant_schema_mismatch() == set()
+    for name in names:
+        status, html = live.get(f"{name}.localhost")
+        assert status == 200 and f"{name}&#x27;s site is live".encode() in html
+
+
+def test_the_owner_signs_in_to_the_new_sites_admin_at_once(live):
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    assert live.sign_up("quick-owner", site_name="Quick Owner")[0] == 201
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    host = {"Host": f"quick-owner.localhost:{live.port}"}
+    base = f"http://127.0.0.1:{live.port}"
+
+    def fetch(path, form=None):
+        data = None if form is None else urllib.parse.urlencode(form).encode()
+        request = urllib.request.Request(base + path, data=data, headers=host)
+        with opener.open(request, timeout=60) as response:
+            return response.geturl(), response.read().decode()
+
+    _url, page = fetch("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    url, page = fetch(
+        "/admin/login/?next=/admin/",
+        {
+            "csrfmiddlewaretoken": token,
+            "username": "quick-owner",
+            "password": PASSWORD,
+            "next": "/admin/",
+        },
+    )
+    assert url.endswith("/admin/"), page[:500]
+    _url, pages = fetch("/admin/home/pagecontent/")
+    assert "Make it yours" in pages and "Quick Owner is live" in pages
+
+
+@pytest.mark.schema_only
+def test_the_server_refills_the_spare_pool_in_the_background(live):
+    live.sign_up("pool-user")
+    prefix = "_spare_"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        spares = live.count(
+            "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, %s)", [prefix]
+        )
+        if spares >= POOL_SIZE:
+            break
+        time.sleep(0.5)
+    assert spares >= POOL_SIZE
+
+
+PAUSE_AT_STEP = """
+import pathlib, sys, time
+import django
+django.setup()
+from accounts.services import sign_up
+from tenants.provisioning.services import provisioning_step
+
+def pause(sender, step, **kwargs):
+    if step == sys.argv[1]:
+        pathlib.Path(sys.argv[2]).write_text(step)
+        time.sleep(120)
+
+provisioning_step.connect(pause, weak=False)
+sign_up(username=sys.argv[3], email="crash@example.com", password="correct horse battery")
+"""
+
+CRASH_STEPS = (["clone"] if MODE == "schema" else []) + ["domain", "owner"]
+
+
+@pytest.mark.parametrize("step", CRASH_STEPS)
+def test_a_sign_up_killed_half_way_leaves_nothing_in_the_way(live, tmp_path, step):
+    username = f"crash-{step}"
+    marker = tmp_path / "paused"
+    process = live.python(PAUSE_AT_STEP, step, str(marker), username)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), "the provisioning process never reached the step"
+    process.kill()  # SIGKILL: no cleanup code runs
+    process.wait()
+    # The next sign-up with that name (through the server) finds nothing in its way.
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = live.sign_up(username)
+        if status == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # PostgreSQL may take a moment to notice the dead client
+    assert status == 201, body
+    assert live.count("SELECT count(*) FROM tenants_tenant WHERE slug = %s", [username]) == 1
+    assert live.tenant_schema_mismatch() == set()
+
+
+UNSAFE_SHELL_USER = """
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+try:
+    get_user_model().objects.create_user("www", "w@example.com", "correct horse battery")
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def test_a_user_made_outside_a_transaction_is_undone_if_its_site_fails(live):
+    process = live.python(UNSAFE_SHELL_USER, stdout=subprocess.PIPE, text=True)
+    out, _ = process.communicate(timeout=120)
+    assert "SiteNameUnavailable" in out and "reserved" in out
+    assert live.count("SELECT count(*) FROM auth_user WHERE username = 'www'") == 0

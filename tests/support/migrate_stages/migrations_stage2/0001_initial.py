@@ -1,0 +1,1 @@
+from tests.support.migrate_stages.steps import Initial as Migration  # noqa: F401
