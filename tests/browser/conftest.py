@@ -15,9 +15,9 @@ from django.db import connections
 
 from accounts.models import Membership
 from tenants.runtime.context import tenant_context
-from tests.support.gunicorn_server import REPO, start_server
 from tests.support.members import make_member
 from tests.support.modes import SCHEMA_MODE
+from tests.support.servers import REPO, start_production_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -82,7 +82,7 @@ def db(django_db_setup, django_db_blocker, settings):
 
 @pytest.fixture
 def server(db, tmp_path):
-    process = start_server(tmp_path)
+    process = start_production_server(tmp_path)
     yield process
     process.stop()
 

@@ -1,26 +1,18 @@
 """The production set-up (collectstatic + gunicorn + WhiteNoise) serves pages and static files."""
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.support.gunicorn_server import REPO, start_server
+from tests.support.servers import manage, start_production_server
 
 
 @pytest.fixture
 def collected_server(django_db_setup, tmp_path):
     static_root = tmp_path / "static"
     env = {"STATIC_COLLECTED": "1", "STATIC_ROOT": str(static_root)}
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
-        cwd=REPO,
-        env={**os.environ, **env},
-        check=True,
-    )
-    server = start_server(tmp_path, **env)
+    manage("collectstatic", "--no-input", "-v0", env=env)
+    server = start_production_server(tmp_path, **env)
     yield server
     server.stop()
 

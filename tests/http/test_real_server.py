@@ -4,26 +4,27 @@ import pytest
 
 from tenants.models import Domain
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
-from tests.support.servers import fetch, run_server
+from tests.support.servers import on_test_database, serving
 
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    with run_server() as base:
-        yield base
+    with serving(env=on_test_database()) as server:
+        yield server
 
 
 @pytest.mark.parametrize("slug, host", DEMO_HOSTS.items())
 def test_each_demo_host_over_http(server, slug, host):
-    status, body = fetch(server, "/", host=f"{host}:8000")
-    assert status == 200
+    response = get(server, "/", host=f"{host}:8000")
+    assert response.status == 200
+    body = response.text
     assert DEMO_TITLES[slug] in body
     assert all(title not in body for other, title in DEMO_TITLES.items() if other != slug)
 
 
 def test_bad_hosts_over_http(server):
-    assert fetch(server, "/", host="bad_host!")[0] == 400
-    assert fetch(server, "/", host="nobody.example")[0] == 200  # default tenant fallback
+    assert get(server, "/", host="bad_host!").status == 400
+    assert get(server, "/", host="nobody.example").status == 200  # default tenant fallback
 
 
 def test_cross_process_invalidation_through_redis(
@@ -31,18 +32,23 @@ def test_cross_process_invalidation_through_redis(
 ):
     """A domain moved in this process is seen by a server process sharing Redis."""
     env = {"CACHE_URL": "redis://127.0.0.1:6379/15", "TENANCY_RESOLVER_REVALIDATE_SECONDS": "0"}
-    with run_server(extra_env=env) as base, django_db_blocker.unblock():
+    with serving(env=on_test_database(**env)) as server, django_db_blocker.unblock():
         domain = Domain.objects.create(
             domain="moving.example", tenant=tenants_committed["acme"], is_primary=False
         )
         try:
-            assert "Acme rockets" in fetch(base, "/", host="moving.example")[1]  # warm
+            assert "Acme rockets" in get(server, "/", host="moving.example").text  # warm
             domain.tenant = tenants_committed["global"]
             with _shared_redis_cache():
                 domain.save()
-            assert "Global Services worldwide" in fetch(base, "/", host="moving.example")[1]
+            assert "Global Services worldwide" in get(server, "/", host="moving.example").text
         finally:
             domain.delete()
+
+
+def get(server, path, host):
+    """GET with exactly ``host`` as the Host header (no port added)."""
+    return server.get(host, path, headers={"Host": host})
 
 
 @pytest.fixture

@@ -7,26 +7,18 @@ its own named after TEST_POSTGRES_URL's (``<name>_live_<mode>``), made and dropp
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
-from psycopg import sql
 
-from tests.support import servers
+from tests.support import postgres, servers
 from tests.support.members import PASSWORD
+from tests.support.modes import MODE
 
-ROOT = Path(__file__).resolve().parents[2]
-MODE = settings.TENANCY_MODE
 POOL_SIZE = 5
 
 
@@ -38,16 +30,14 @@ class LiveSite:
     def __init__(self, tmp):
         base = _base_url()
         self.db_name = f"{base.rsplit('/', 1)[1]}_live_{MODE}"
-        self.admin_url = base.rsplit("/", 1)[0] + "/postgres"
         self.db_url = base.rsplit("/", 1)[0] + "/" + self.db_name
         self.port = servers.free_port()
-        self.log = tmp / "server.log"
+        self.log_dir = tmp
         self.env = {
-            **os.environ,
             "TENANCY_MODE": MODE,
             "DATABASE_URL": self.db_url,
             "DJANGO_SETTINGS_MODULE": "tests.support.live_settings",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(servers.REPO),
             "TENANCY_SCHEMA_POOL_SIZE": str(POOL_SIZE),
             "TENANCY_SCHEMA_POOL_REFILL": "background",
             "TENANCY_URL_PORT": str(self.port),
@@ -57,23 +47,11 @@ class LiveSite:
 
     # Database -----------------------------------------------------------------------------------
 
-    def _recreate_database(self):
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            name = sql.Identifier(self.db_name)
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
     def drop_database(self):
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.db_name)
-                )
-            )
+        postgres.drop_database(self.db_url)
 
     def query(self, query, params=None):
-        with psycopg.connect(self.db_url, autocommit=True) as db:
-            return db.execute(query, params).fetchall()
+        return postgres.postgres_rows(self.db_url, query, params)
 
     def count(self, query, params=None):
         return self.query(query, params)[0][0]
@@ -100,81 +78,49 @@ class LiveSite:
     # Processes ----------------------------------------------------------------------------------
 
     def manage(self, *args):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}{done.stderr}"
-        return done
+        return servers.manage(*args, env=self.env, timeout=300)
 
     def python(self, code, *args, **kwargs):
         return subprocess.Popen(
-            [sys.executable, "-c", code, *args], cwd=ROOT, env=self.env, **kwargs
+            [sys.executable, "-c", code, *args],
+            cwd=servers.REPO,
+            env={**os.environ, **self.env},
+            **kwargs,
         )
 
     def start(self):
-        self._recreate_database()
+        postgres.create_database(self.db_url)
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("seed_demo_tenants", "-v", "0")
         if MODE == "schema":
             self.manage("prepare_tenant_schemas", "--spares", str(POOL_SIZE))
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        self.server = subprocess.Popen(
-            [
-                str(gunicorn),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "3",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "8",
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
+        command = servers.gunicorn(
+            "--workers=3", "--worker-class=gthread", "--threads=8", "--timeout=120"
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.get("localhost")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"The test server did not start:\n{self.log.read_text()}")
+        self.server = servers.start_server(
+            command, env=self.env, port=self.port, log_dir=self.log_dir
+        )
+        status = self.get("localhost")[0]
+        assert status == 200, f"The test server answered {status}:\n{self.log_text()}"
 
     def stop(self):
         if self.server is not None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+            self.server.stop()
+
+    def log_text(self):
+        return self.server.log_text() if self.server is not None else ""
 
     # HTTP ---------------------------------------------------------------------------------------
 
     def request(self, host, path, body=None):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
+        response = self.server.request(
+            host,
+            path,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Host": f"{host}:{self.port}", "Content-Type": "application/json"},
-            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+            timeout=120,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return response.status, response.body
 
     def get(self, host, path="/"):
         return self.request(host, path)
@@ -197,7 +143,7 @@ def live(tmp_path_factory):
         yield site
     finally:
         site.stop()
-        log = site.log.read_text() if site.log.exists() else ""
+        log = site.log_text()
         site.drop_database()
     assert "Traceback" not in log, log
 

@@ -4,25 +4,14 @@ No test transaction here (the commands run in other processes and must not wait 
 only the committed demo tenants are used, and nothing is changed.
 """
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.support import servers
 
 
 def _manage(*args):
-    env = {**os.environ, "DATABASE_URL": servers.served_database_url()}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=servers.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"DATABASE_URL": servers.served_database_url()}
+    return servers.manage(*args, env=env, check=False, timeout=120)
 
 
 def test_exit_codes_and_help_on_the_command_line(django_db_setup):

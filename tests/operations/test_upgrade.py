@@ -22,8 +22,8 @@ import pytest
 from django.db import connection
 
 from tests.support import servers
-from tests.support.members import postgres_rows
-from tests.support.servers import REPO, run_server
+from tests.support.postgres import database_exists, database_url, drop_database, postgres_rows
+from tests.support.servers import REPO, on_test_database, serving
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
@@ -63,13 +63,6 @@ def sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def server_url(name=""):
-    params = connection.settings_dict
-    user = params.get("USER") or "postgres"
-    host = params.get("HOST") or "127.0.0.1"
-    return f"postgres://{user}@{host}:{params.get('PORT') or 5432}/{name}"
-
-
 def manage(*args, mode="schema", database_url, check=True, **kwargs):
     # The source is made with exactly the users and sites listed here: no self-service site
     # for each user the shell creates.
@@ -80,11 +73,6 @@ def manage(*args, mode="schema", database_url, check=True, **kwargs):
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     return servers.manage(*args, env=env, check=check, **kwargs)
-
-
-def drop_database(name):
-    with psycopg.connect(server_url("postgres"), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +93,19 @@ def source(tmp_path_factory, django_db_setup):
 @pytest.fixture(scope="module")
 def upgraded(source):
     """The upgrade run once into a new database; yields (url, the command's output)."""
-    name = f"{connection.settings_dict['NAME']}_upgrade"
-    drop_database(name)
-    url = server_url(name)
+    url = database_url(f"{connection.settings_dict['NAME']}_upgrade")
+    drop_database(url)
     before = sha256(source)
     dry = manage(
         "upgrade_to_schema_mode", "--source", f"sqlite:///{source}", "--dry-run", database_url=url
     )
     assert "Dry run: nothing was written" in dry.stdout
     assert "sessions are not copied" in dry.stdout
-    with psycopg.connect(server_url("postgres")) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-    assert exists is None  # a dry run creates nothing
+    assert not database_exists(url)  # a dry run creates nothing
     done = manage("upgrade_to_schema_mode", "--source", f"sqlite:///{source}", database_url=url)
     assert sha256(source) == before  # the source is never modified
     yield url, done.stdout
-    drop_database(name)
+    drop_database(url)
 
 
 def source_rows(path, sql):
@@ -269,7 +254,7 @@ def test_a_changed_target_fails_verification_loudly(upgraded, source):
 
 
 def test_bad_sources_are_clear_errors(tmp_path):
-    url = server_url(f"{connection.settings_dict['NAME']}_upgrade_bad")
+    url = database_url(f"{connection.settings_dict['NAME']}_upgrade_bad")
     missing = manage(
         "upgrade_to_schema_mode", "--source", f"sqlite:///{tmp_path}/nope.sqlite3",
         database_url=url, check=False,
@@ -285,16 +270,14 @@ def test_bad_sources_are_clear_errors(tmp_path):
         check=False,
     )  # fmt: skip
     assert row_mode.returncode == 1 and "schema mode" in row_mode.stderr
-    with psycopg.connect(server_url("postgres")) as admin:
-        name = url.rsplit("/", 1)[1]
-        assert not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    assert not database_exists(url)
 
 
 def test_upgrade_from_a_postgresql_row_mode_source():
     base = connection.settings_dict["NAME"]
-    source, target = server_url(f"{base}_rowsource"), server_url(f"{base}_upgrade_pg")
-    for name in (f"{base}_rowsource", f"{base}_upgrade_pg"):
-        drop_database(name)
+    source, target = database_url(f"{base}_rowsource"), database_url(f"{base}_upgrade_pg")
+    for url in (source, target):
+        drop_database(url)
     try:
         manage("ensure_database", mode="row", database_url=source)
         manage("migrate", "-v0", mode="row", database_url=source)
@@ -314,8 +297,8 @@ def test_upgrade_from_a_postgresql_row_mode_source():
         pages = postgres_rows(target, "SELECT title FROM bench_00003.home_pagecontent ORDER BY id")
         assert [t for (t,) in pages] == [f"Bench tenant 00003: page {n}" for n in range(1, 5)]
     finally:
-        for name in (f"{base}_rowsource", f"{base}_upgrade_pg"):
-            drop_database(name)
+        for url in (source, target):
+            drop_database(url)
 
 
 # --- Interrupted and resumed ----------------------------------------------------------------------
@@ -324,9 +307,8 @@ def test_upgrade_from_a_postgresql_row_mode_source():
 def test_interrupted_upgrade_resumes(source):
     """A run stopped with Ctrl-C (SIGINT) while writing a schema keeps the schemas it finished
     whole and that one not at all; the same command then finishes and verifies."""
-    name = f"{connection.settings_dict['NAME']}_upgrade_resume"
-    drop_database(name)
-    url = server_url(name)
+    url = database_url(f"{connection.settings_dict['NAME']}_upgrade_resume")
+    drop_database(url)
     manage("ensure_database", database_url=url)
     manage("migrate_schemas", "--shared", "-v0", database_url=url)
     postgres_rows(
@@ -375,14 +357,14 @@ def test_interrupted_upgrade_resumes(source):
         assert f"({len(done)} done before)" in resumed.stdout
         assert "Upgraded and verified: 105 schemas" in resumed.stdout
     finally:
-        drop_database(name)
+        drop_database(url)
 
 
 # --- Isolation in the upgraded site, over HTTP -------------------------------------------------
 
 
-def serving(url):
-    return run_server(extra_env={"TENANCY_MODE": "schema", "DATABASE_URL": url})
+def serving_upgraded(url):
+    return serving(env=on_test_database(TENANCY_MODE="schema", DATABASE_URL=url))
 
 
 class Browser:
@@ -432,7 +414,8 @@ def test_isolation_over_http_in_the_upgraded_site(upgraded):
     url, _ = upgraded
     page_b2 = postgres_rows(url, "SELECT min(id) FROM bench_00002.home_pagecontent")[0][0]
     page_b1 = postgres_rows(url, "SELECT min(id) FROM bench_00001.home_pagecontent")[0][0]
-    with serving(url) as base:
+    with serving_upgraded(url) as server:
+        base = server.base
         anyone = Browser(base)
         # Each host serves its own tenant's pages.
         status, body, _ = anyone.request("bench-00001.localhost", "/")

@@ -1,6 +1,5 @@
-"""Test helpers: members, log-ins, and SQL run straight against a PostgreSQL database."""
+"""Members of a tenant, and logging in as a person would."""
 
-import psycopg
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership
@@ -24,13 +23,3 @@ def admin_login(client, username, password=PASSWORD):
         "/admin/login/",
         {"username": username, "password": password, "next": "/admin/"},
     )
-
-
-def postgres_rows(url, sql, params=None):
-    """Rows of the last statement of ``sql`` (several statements allowed without params), on a
-    connection of its own to ``url`` (outside Django and its test transaction)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(sql, params)
-        while cursor.nextset():
-            pass
-        return cursor.fetchall() if cursor.description else []

@@ -1,20 +1,54 @@
-"""Start the site as a real server process, on the test database, for HTTP-level tests."""
+"""Separate processes for tests: ``manage.py`` commands, and the one way to start a server.
+
+A server is any command that serves HTTP on ``127.0.0.1:{port}`` (runserver, gunicorn, ...). It
+gets a free port of ``TEST_SERVER_PORTS`` (default 8400-8499: parallel checkouts pick their own
+range), is waited for until it answers, and is stopped at the end::
+
+    with serving(env=on_test_database()) as server:      # manage.py runserver
+        status, headers, body = server.get("acme.localhost", "/")
+
+    server = start_production_server(tmp_path)          # gunicorn, DEBUG off, log in tmp_path
+    ...
+    server.stop()
+
+``on_test_database()`` points a server at the database pytest-django set up (the SQLite file in
+row mode, the PostgreSQL test database otherwise): it sees committed rows only.
+"""
+
+from __future__ import annotations
 
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from http.client import HTTPMessage
 from pathlib import Path
-from urllib.parse import quote
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
 
+from tests.support.postgres import database_url
+
 REPO = Path(__file__).resolve().parents[2]
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+RUNSERVER = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
+# Switches of the test run itself, which a server process must not inherit.
+NOT_INHERITED = ("TEST_DATABASE_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE")
+START_ATTEMPTS = 3  # a port found free may be taken by someone else before the server binds it
+
+
+def gunicorn(*options: str) -> list[str]:
+    """The command line of gunicorn serving the project on ``127.0.0.1:{port}``."""
+    return [GUNICORN, "config.wsgi:application", "--bind=127.0.0.1:{port}", *options]
+
+
+# --- Ports and databases -------------------------------------------------------------------------
 
 
 def free_ports():
@@ -37,14 +71,24 @@ def free_port() -> int:
 
 def served_database_url() -> str:
     """DATABASE_URL of the database pytest-django set up (committed data only is visible)."""
-    db = connection.settings_dict
     if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db.get("USER") or "postgres")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    host = db.get("HOST") or "127.0.0.1"
-    return f"postgres://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
+        return f"sqlite:///{connection.settings_dict['NAME']}"
+    return database_url(connection.settings_dict["NAME"])
+
+
+def on_test_database(**extra_env: str) -> dict[str, str]:
+    """A server's environment: this run's mode, on its test database, with ``extra_env`` over
+    it. It fills no spare-schema pool: the test database is shared by the whole run (the
+    background refill is tested in tests/http/test_signup_live.py, on a database of its own)."""
+    return {
+        "TENANCY_MODE": settings.TENANCY_MODE,
+        "DATABASE_URL": served_database_url(),
+        "TENANCY_SCHEMA_POOL_REFILL": "command",
+        **extra_env,
+    }
+
+
+# --- manage.py -----------------------------------------------------------------------------------
 
 
 def manage(*args, env, check=True, timeout=600, **kwargs):
@@ -63,57 +107,128 @@ def manage(*args, env, check=True, timeout=600, **kwargs):
     return done
 
 
-@contextmanager
-def run_server(extra_env=None, command=None):
-    """Run ``manage.py runserver`` (or ``command``) on a free port; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "TENANCY_MODE": settings.TENANCY_MODE,
-        "DATABASE_URL": served_database_url(),
-        "PORT": str(port),
-        "TENANCY_SCHEMA_POOL_REFILL": "command",  # commits no spares to the shared test database
-        **(extra_env or {}),
-    }
-    argv = command or [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    argv = [part.format(port=port) for part in argv]
-    process = subprocess.Popen(
-        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(base, process)
-        yield base
-    finally:
-        process.terminate()
+# --- Servers -------------------------------------------------------------------------------------
+
+
+class Response(NamedTuple):
+    status: int
+    headers: HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class ServerProcess:
+    """A server started by :func:`start_server`; its output goes to ``log``."""
+
+    def __init__(self, port: int, process: subprocess.Popen, log: Path):
+        self.port, self.process, self.log = port, process, log
+        self.base = f"http://127.0.0.1:{port}"
+        self._own_dir = None  # the log's temporary directory, if start_server made one
+
+    def url(self, host: str, path: str = "/") -> str:
+        """The URL of ``path`` on ``host`` (a name that resolves to the loopback)."""
+        return f"http://{host}:{self.port}{path}"
+
+    def request(self, host, path="/", *, data=None, headers=None, timeout=10) -> Response:
+        """Send ``data`` (POST) or nothing (GET) to 127.0.0.1 with ``host:port`` as Host (a
+        Host in ``headers`` is sent instead, as it is). Never raises for HTTP errors."""
+        request = urllib.request.Request(
+            self.base + path, data=data, headers={"Host": f"{host}:{self.port}", **(headers or {})}
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return Response(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, error.headers, error.read())
+
+    def get(self, host, path="/", headers=None) -> Response:
+        return self.request(host, path, headers=headers)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout=30):
+        """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._own_dir is not None:
+            self._own_dir.cleanup()
+            self._own_dir = None
 
 
-def _wait_until_up(base, process, timeout=30):
+def start_server(
+    command=RUNSERVER, *, env=None, port=None, log_dir=None, ready_path="/", timeout=60
+) -> ServerProcess:
+    """Start ``command`` (its ``{port}`` filled in) in the repository with ``env`` over this
+    process's environment, on ``port`` or a free port of TEST_SERVER_PORTS, and wait until it
+    answers a GET of ``ready_path`` (any HTTP status). Its output goes to a log in ``log_dir``
+    (default: a temporary directory, removed by stop()); the log is quoted if it fails."""
+    inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+    own_dir = tempfile.TemporaryDirectory(prefix="test-server-") if log_dir is None else None
+    log_dir = Path(own_dir.name if own_dir else log_dir)
+    failure = "found no free port in TEST_SERVER_PORTS"
+    ports = [port] if port else free_ports()
+    for attempt, port in enumerate(ports, start=1):
+        argv = [part.format(port=port) for part in command]
+        log = log_dir / f"server-{port}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        server = ServerProcess(port, process, log)
+        if _answers(server, ready_path, timeout):
+            server._own_dir = own_dir
+            return server
+        exited = process.poll() is not None  # the port was taken, or a start-up error
+        server.stop()
+        why = "exited" if exited else f"did not answer within {timeout} s"
+        failure = f"{why}: {' '.join(argv)}\nIts output:\n{server.log_text()[-3000:]}"
+        if not exited or attempt >= START_ATTEMPTS:
+            break
+    if own_dir is not None:
+        own_dir.cleanup()
+    raise RuntimeError(f"The test server {failure}")
+
+
+def _answers(server: ServerProcess, path: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{process.stdout.read()}")
+        if server.process.poll() is not None:
+            return False
         try:
-            urllib.request.urlopen(base + "/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answered
+            server.get("localhost", path)
+            return True
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("server did not start in time")
+    return False
 
 
-def fetch(base, path="/", host=None, headers=None):
-    """GET over real HTTP; returns (status, body text). Never raises for HTTP errors."""
-    request = urllib.request.Request(base + path, headers={**(headers or {})})
-    if host is not None:
-        request.add_header("Host", host)
+@contextmanager
+def serving(command=RUNSERVER, **options):
+    """:func:`start_server` for a ``with`` block; yields the ServerProcess, stops it after."""
+    server = start_server(command, **options)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        yield server
+    finally:
+        server.stop()
+
+
+def start_production_server(log_dir: Path, **extra_env: str) -> ServerProcess:
+    """gunicorn as in production (DEBUG off), on the test database, one worker of 4 threads."""
+    env = on_test_database(DEBUG="False", CACHE_URL="locmemcache://", **extra_env)
+    command = gunicorn(
+        "--workers=1",
+        "--threads=4",
+        "--graceful-timeout=2",
+        "--no-control-socket",  # one per process, not one per user's home
+    )
+    return start_server(command, env=env, log_dir=log_dir, ready_path="/static/home/site.css")
