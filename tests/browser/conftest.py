@@ -5,7 +5,6 @@ missing); Playwright never downloads a browser here. ``*.localhost`` resolves to
 in Chromium, so tenant sites are reached by name.
 """
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,28 +14,10 @@ from django.db import connections
 
 from accounts.models import Membership
 from tenants.runtime.context import tenant_context
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, REAL_HASHERS, SCREENSHOTS
 from tests.support.members import make_member
-from tests.support.modes import SCHEMA_MODE
-from tests.support.servers import REPO, start_production_server
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = REPO / "artifacts" / "screenshots"
-MODE = "schema" if SCHEMA_MODE else "row"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-# The server is production-like: members' passwords are hashed as it expects.
-REAL_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "django.contrib.auth.hashers.MD5PasswordHasher",
-]
+from tests.support.modes import MODE
+from tests.support.servers import start_production_server
 
 
 @pytest.fixture(scope="package")

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from home.models import PageContent, SiteSettings
 from tenants.models import Tenant
 from tenants.runtime.context import scopes_disabled, tenant_context
-from tests.browser.conftest import DESKTOP, PHONE
+from tests.support.browser import DESKTOP, PHONE
 from tests.support.members import PASSWORD
 
 pytestmark = pytest.mark.browser

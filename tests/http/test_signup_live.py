@@ -191,37 +191,13 @@ def test_fifty_concurrent_sign_ups_with_different_names(live):
 
 
 def test_the_owner_signs_in_to_the_new_sites_admin_at_once(live):
-    import http.cookiejar
-    import re
-    import urllib.parse
-
     assert live.sign_up("quick-owner", site_name="Quick Owner")[0] == 201
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-    )
-    host = {"Host": f"quick-owner.localhost:{live.port}"}
-    base = f"http://127.0.0.1:{live.port}"
-
-    def fetch(path, form=None):
-        data = None if form is None else urllib.parse.urlencode(form).encode()
-        request = urllib.request.Request(base + path, data=data, headers=host)
-        with opener.open(request, timeout=60) as response:
-            return response.geturl(), response.read().decode()
-
-    _url, page = fetch("/admin/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    url, page = fetch(
-        "/admin/login/?next=/admin/",
-        {
-            "csrfmiddlewaretoken": token,
-            "username": "quick-owner",
-            "password": PASSWORD,
-            "next": "/admin/",
-        },
-    )
-    assert url.endswith("/admin/"), page[:500]
-    _url, pages = fetch("/admin/home/pagecontent/")
-    assert "Make it yours" in pages and "Quick Owner is live" in pages
+    owner = servers.Visitor(live.server, timeout=60)
+    assert owner.login("quick-owner.localhost", "quick-owner", PASSWORD)
+    assert owner.request("quick-owner.localhost", "/admin/").status == 200
+    pages = owner.request("quick-owner.localhost", "/admin/home/pagecontent/")
+    assert pages.status == 200
+    assert "Make it yours" in pages.text and "Quick Owner is live" in pages.text
 
 
 @pytest.mark.schema_only

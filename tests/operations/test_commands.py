@@ -15,6 +15,7 @@ from home.models import PageContent
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tests.support.modes import SCHEMA_MODE
+from tests.support.platform import schema_exists
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +25,6 @@ def run(*args):
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=out)
     return out.getvalue()
-
-
-def schema_exists(name):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name])
-        return cursor.fetchone() is not None
 
 
 # --- create --------------------------------------------------------------------------------------

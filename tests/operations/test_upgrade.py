@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 import psycopg
 import pytest
@@ -23,7 +21,7 @@ from django.db import connection
 
 from tests.support import servers
 from tests.support.postgres import database_exists, database_url, drop_database, postgres_rows
-from tests.support.servers import REPO, on_test_database, serving
+from tests.support.servers import REPO, Visitor, on_test_database, serving
 
 pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
@@ -367,81 +365,38 @@ def serving_upgraded(url):
     return serving(env=on_test_database(TENANCY_MODE="schema", DATABASE_URL=url))
 
 
-class Browser:
-    """One browser: cookies kept per host, as a browser keeps them."""
-
-    def __init__(self, base):
-        self.base = base
-        self.cookies: dict[str, dict[str, str]] = {}
-        self.opener = urllib.request.build_opener(_NoRedirect())
-
-    def request(self, host, path, data=None):
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
-        jar = self.cookies.setdefault(host, {})
-        headers = {"Host": host}
-        if jar:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
-        request = urllib.request.Request(self.base + path, data=body, headers=headers)
-        try:
-            response = self.opener.open(request, timeout=10)
-        except urllib.error.HTTPError as error:
-            response = error
-        with response:
-            for cookie in response.headers.get_all("Set-Cookie") or []:
-                name, value = cookie.split(";", 1)[0].split("=", 1)
-                if "expires=Thu, 01 Jan 1970" in cookie or value in ("", '""'):
-                    jar.pop(name, None)
-                else:
-                    jar[name] = value
-            return response.status, response.read().decode(), response.headers
-
-    def login(self, host, username, password=PASSWORD):
-        _, page, _ = self.request(host, "/admin/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        form = {"username": username, "password": password, "next": "/admin/"}
-        status, _, headers = self.request(
-            host, "/admin/login/", {**form, "csrfmiddlewaretoken": token}
-        )
-        return status == 302 and headers.get("Location") == "/admin/"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def test_isolation_over_http_in_the_upgraded_site(upgraded):
     url, _ = upgraded
     page_b2 = postgres_rows(url, "SELECT min(id) FROM bench_00002.home_pagecontent")[0][0]
     page_b1 = postgres_rows(url, "SELECT min(id) FROM bench_00001.home_pagecontent")[0][0]
     with serving_upgraded(url) as server:
-        base = server.base
-        anyone = Browser(base)
+        anyone = Visitor(server)
         # Each host serves its own tenant's pages.
-        status, body, _ = anyone.request("bench-00001.localhost", "/")
-        assert status == 200 and "Bench tenant 00001: page 1" in body
-        assert "Bench tenant 00002" not in body
-        status, body, _ = anyone.request("acme.localhost", "/")
-        assert "Acme rockets" in body and "Bench tenant" not in body
+        status, _, body = anyone.request("bench-00001.localhost", "/")
+        assert status == 200 and b"Bench tenant 00001: page 1" in body
+        assert b"Bench tenant 00002" not in body
+        status, _, body = anyone.request("acme.localhost", "/")
+        assert b"Acme rockets" in body and b"Bench tenant" not in body
         # Another tenant's page id on this host: not found (ids were kept from the source).
-        assert anyone.request("bench-00001.localhost", f"/pages/{page_b1}/")[0] == 200
-        assert anyone.request("bench-00001.localhost", f"/pages/{page_b2}/")[0] == 404
+        assert anyone.request("bench-00001.localhost", f"/pages/{page_b1}/").status == 200
+        assert anyone.request("bench-00001.localhost", f"/pages/{page_b2}/").status == 404
         # A member signs in on their own site only, with the password they had.
-        member = Browser(base)
-        assert member.login("bench-00001.localhost", "bench-00001-member1")
-        assert member.request("bench-00001.localhost", "/admin/")[0] == 200
-        assert not Browser(base).login("bench-00002.localhost", "bench-00001-member1")
-        assert not Browser(base).login("localhost", "bench-00001-member1")  # not a platform user
+        member = Visitor(server)
+        assert member.login("bench-00001.localhost", "bench-00001-member1", PASSWORD)
+        assert member.request("bench-00001.localhost", "/admin/").status == 200
+        assert not Visitor(server).login("bench-00002.localhost", "bench-00001-member1", PASSWORD)
+        # ...and not on the platform site: the member is no platform user.
+        assert not Visitor(server).login("localhost", "bench-00001-member1", PASSWORD)
         # The signed-in session cookie carried to another tenant's host is no session there.
         stolen = member.cookies["bench-00001.localhost"]["sessionid"]
         member.cookies["bench-00002.localhost"] = {"sessionid": stolen}
-        status, _, headers = member.request("bench-00002.localhost", "/admin/")
+        status, headers, _ = member.request("bench-00002.localhost", "/admin/")
         assert status == 302 and "/admin/login/" in headers["Location"]
-        status, body, _ = member.request("bench-00001.localhost", "/admin/home/pagecontent/")
-        assert status == 200 and "Bench tenant 00001: page 1" in body
-        assert "Bench tenant 00002" not in body
+        status, _, body = member.request("bench-00001.localhost", "/admin/home/pagecontent/")
+        assert status == 200 and b"Bench tenant 00001: page 1" in body
+        assert b"Bench tenant 00002" not in body
         # A member of two sites signs in on both; the platform's staff on the platform site.
-        assert Browser(base).login("bench-00001.localhost", "two-sites")
-        assert Browser(base).login("bench-00002.localhost", "two-sites")
-        assert Browser(base).login("localhost", "platform-staff")
-        assert not Browser(base).login("bench-00001.localhost", "platform-staff")
+        assert Visitor(server).login("bench-00001.localhost", "two-sites", PASSWORD)
+        assert Visitor(server).login("bench-00002.localhost", "two-sites", PASSWORD)
+        assert Visitor(server).login("localhost", "platform-staff", PASSWORD)
+        assert not Visitor(server).login("bench-00001.localhost", "platform-staff", PASSWORD)

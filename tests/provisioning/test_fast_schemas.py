@@ -8,12 +8,9 @@ from django.db import connection, transaction
 from tenants.models import Tenant
 from tenants.provisioning import schema_factory, schema_pool, schema_template
 from tests.support.catalog import describe_schema
+from tests.support.platform import schema_exists
 
 pytestmark = [pytest.mark.django_db, pytest.mark.schema_only]
-
-
-def schema_exists(name):
-    return schema_template.schema_exists(name)
 
 
 @pytest.fixture

@@ -10,6 +10,12 @@ from tenants.runtime.context import scopes_disabled
 from tests.support.modes import SCHEMA_MODE
 
 
+def schema_exists(name):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name])
+        return cursor.fetchone() is not None
+
+
 def schema_names():
     if not SCHEMA_MODE:
         return set()

@@ -18,12 +18,14 @@ row mode, the PostgreSQL test database otherwise): it sees committed rows only.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from http.client import HTTPMessage
@@ -162,6 +164,50 @@ class ServerProcess:
         if self._own_dir is not None:
             self._own_dir.cleanup()
             self._own_dir = None
+
+
+class Visitor:
+    """One person's browser over real HTTP to ``server``: cookies kept per host, as a browser
+    keeps them; redirects are answers, not followed."""
+
+    def __init__(self, server: ServerProcess, timeout=10):
+        self.server, self.timeout = server, timeout
+        self.cookies: dict[str, dict[str, str]] = {}
+        self._opener = urllib.request.build_opener(_NoRedirect())
+
+    def request(self, host, path="/", form=None) -> Response:
+        """GET ``path`` on ``host``, or POST ``form`` (a dict) to it."""
+        body = urllib.parse.urlencode(form).encode() if form is not None else None
+        jar = self.cookies.setdefault(host, {})
+        headers = {"Host": f"{host}:{self.server.port}"}
+        if jar:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        request = urllib.request.Request(self.server.base + path, data=body, headers=headers)
+        try:
+            response = self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as error:
+            response = error
+        with response:
+            for cookie in response.headers.get_all("Set-Cookie") or []:
+                name, value = cookie.split(";", 1)[0].split("=", 1)
+                if "expires=Thu, 01 Jan 1970" in cookie or value in ("", '""'):
+                    jar.pop(name, None)
+                else:
+                    jar[name] = value
+            return Response(response.status, response.headers, response.read())
+
+    def login(self, host, username, password) -> bool:
+        """Sign in through ``host``'s admin log-in form; True when it lets the person in."""
+        page = self.request(host, "/admin/login/").text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"username": username, "password": password, "next": "/admin/"}
+        answer = self.request(host, "/admin/login/", {**form, "csrfmiddlewaretoken": token})
+        return answer.status == 302 and answer.headers.get("Location") == "/admin/"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def start_server(
