@@ -133,6 +133,21 @@ class Domain(DomainMixin):
         super().save(*args, **kwargs)
 
 
+class Generation(models.Model):
+    """One row counting changes to tenants and domains, bumped in the same transaction as each
+    change (tenants.runtime.signals). Every process compares it with the value it last read, at
+    most once per ``TENANCY_RESOLVER_REVALIDATE_SECONDS``, and forgets its host lookups when it
+    moved: invalidation that needs no shared cache. A platform table (public schema)."""
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "tenants_generation"
+
+    def __str__(self):
+        return f"generation {self.value}"
+
+
 # --- Tenant-owned models -----------------------------------------------------------------------
 
 

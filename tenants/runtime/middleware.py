@@ -4,6 +4,7 @@ import functools
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
@@ -50,6 +51,21 @@ class TenantMiddleware:
             return self.get_response(request)
         finally:
             _exit_request(tokens)
+
+    def process_exception(self, request, exception):
+        """A tenant deleted since this process looked its host up (before the next
+        revalidation, see tenants.runtime.resolution) may have lost its schema: its queries
+        fail. That is "site not found", never a 500."""
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or not isinstance(exception, DatabaseError):
+            return None
+        try:
+            if resolution.tenant_exists(tenant):
+                return None
+        except DatabaseError:
+            return None  # the database itself is failing: nothing to say about the tenant
+        resolution.invalidate()
+        return _error_page(404, "Site not found", "No site is configured for this address.")
 
     async def __acall__(self, request):
         host_key, host, port = _request_host(request, self.parse_host)

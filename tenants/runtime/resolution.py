@@ -1,25 +1,22 @@
 """Which tenant serves a host: the Domain table, cached per process.
 
 Like ``django.contrib.sites``' SITE_CACHE, lookups live in a module-level dict so a warm request
-costs no query, and the signal handlers in ``tenants.runtime.signals`` clear it when a tenant
-or domain changes. Other processes learn of a change through a generation token in the
-``tenancy`` cache (shared when it is Redis), checked at most every
-``TENANCY_RESOLVER_REVALIDATE_SECONDS``.
+costs no query. A change to a tenant or domain (the signal handlers in
+``tenants.runtime.signals``) clears this process's dict at once and bumps a generation counter
+in the database in the same transaction (``tenants.models.Generation``). Every process reads
+that counter at most once per ``TENANCY_RESOLVER_REVALIDATE_SECONDS`` and starts over when it
+moved: a change made by any process (a command, another worker) reaches every server within that
+interval, whatever the cache backend, and no cache outage can affect which tenant a host gets.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 from django.conf import settings
-from django.core.cache import caches
-from django.core.cache.backends.locmem import LocMemCache
-from django.core.signals import setting_changed
-from django.db import transaction
-from django.dispatch import receiver
-from django.utils.module_loading import import_string
+from django.db import connection, transaction
+from django.db.models import F
 
 from tenants.runtime.context import no_tenant
 
@@ -27,20 +24,18 @@ from tenants.runtime.context import no_tenant
 # What a cached host costs and what the default bounds the cache to: docs/benchmarks.md
 # (benchmarks/home_page.py reports the worker's RSS). Setting: TENANCY_RESOLVER_MAX_HOSTS.
 MAX_CACHED_HOSTS = 50_000
-_GENERATION_KEY = "resolver-generation"
 _DEFAULT = object()  # key of the default tenant in the cache
 
 _lock = threading.Lock()
 _cache: dict[object, object] = {}
 _local_version = 0  # bumped on every invalidation; a load that straddles one is not stored
-_shared_generation: str | None = None
-_checked_at = 0.0
-_remote: bool | None = None  # whether the tenancy cache is shared (not local memory); None: unknown
+_generation: int | None = None  # the database's counter when this process last read it
+_next_check = 0.0  # time.monotonic() from which the counter is due to be read again
 
 
 def get_tenant_for_host(host: str):
     """The tenant whose Domain is ``host`` (already normalised), or None. Inactive included."""
-    if _remote is not False:  # with a local-memory cache no other process can invalidate
+    if time.monotonic() >= _next_check:
         _revalidate()
     try:
         return _cache[host]
@@ -53,14 +48,17 @@ def get_tenant_for_host(host: str):
 
 
 def is_cached(host: str) -> bool:
-    """Whether resolving ``host`` (and the default-tenant fallback) needs no query."""
-    _revalidate()
+    """Whether resolving ``host`` (and the default-tenant fallback) needs no query: no
+    revalidation due, and the lookups in the cache."""
+    if time.monotonic() >= _next_check:
+        return False
     return host in _cache and (_cache[host] is not None or _DEFAULT in _cache)
 
 
 def get_default_tenant():
     """The tenant named by TENANCY_DEFAULT_TENANT, or None if it does not exist."""
-    _revalidate()
+    if time.monotonic() >= _next_check:
+        _revalidate()
     try:
         return _cache[_DEFAULT]
     except KeyError:
@@ -72,21 +70,28 @@ def get_default_tenant():
 
 
 def invalidate() -> None:
-    """Forget every lookup here, and tell other processes to do the same."""
-    global _local_version, _shared_generation
+    """Forget every lookup of this process."""
+    global _local_version
     with _lock:
         _local_version += 1
         _cache.clear()
-    if _shared_cache_is_remote():
-        token = uuid.uuid4().hex
-        caches["tenancy"].set(_GENERATION_KEY, token, timeout=None)
-        _shared_generation = token
 
 
-def invalidate_on_commit() -> None:
-    """Invalidate now (this process) and again once the change is committed (everyone)."""
+def tenants_changed() -> None:
+    """A tenant or domain is changing in the current transaction: forget this process's
+    lookups now and again once it commits, and bump the generation in the same transaction so
+    that every other process forgets its own within TENANCY_RESOLVER_REVALIDATE_SECONDS.
+
+    Called by the signal handlers; code that writes tenants or domains without signals
+    (``bulk_create``, ``update()``) calls it itself.
+    """
+    from tenants.models import Generation
+
     invalidate()
     transaction.on_commit(invalidate)
+    with no_tenant():  # a platform table: the public schema in schema mode
+        if not Generation.objects.filter(pk=1).update(value=F("value") + 1):
+            Generation.objects.get_or_create(pk=1)  # the row went missing (a flushed database)
 
 
 def _store(key, tenant, version) -> None:
@@ -113,6 +118,14 @@ def _load_tenant_for_host(host: str):
     return tenant
 
 
+def tenant_exists(tenant) -> bool:
+    """Whether ``tenant`` is still in the database (a query, whatever the cache says)."""
+    from tenants.models import Tenant
+
+    with no_tenant():
+        return Tenant.objects.filter(pk=tenant.pk).exists()
+
+
 def _load_default_tenant():
     from tenants.models import Tenant
 
@@ -123,34 +136,18 @@ def _load_default_tenant():
     return tenant
 
 
-def _shared_cache_is_remote() -> bool:
-    global _remote
-    if _remote is None:
-        backend = import_string(settings.CACHES["tenancy"]["BACKEND"])
-        _remote = not issubclass(backend, LocMemCache)
-    return _remote
-
-
-@receiver(setting_changed)
-def _forget_cache_backend(setting, **kwargs):
-    global _remote
-    if setting == "CACHES":
-        _remote = None
-
-
 def _revalidate() -> None:
-    """Drop local lookups if another process invalidated them (shared cache only)."""
-    global _checked_at, _shared_generation
-    if not _shared_cache_is_remote():
-        return
-    now = time.monotonic()
-    if now - _checked_at < settings.TENANCY_RESOLVER_REVALIDATE_SECONDS:
-        return
-    _checked_at = now
-    generation = caches["tenancy"].get(_GENERATION_KEY)
-    if generation != _shared_generation:
-        global _local_version
-        with _lock:
-            _local_version += 1
-            _cache.clear()
-        _shared_generation = generation
+    """Forget every lookup if the generation moved since this process last read it."""
+    global _generation, _next_check
+    _next_check = time.monotonic() + settings.TENANCY_RESOLVER_REVALIDATE_SECONDS
+    generation = _read_generation()
+    if generation != _generation:
+        invalidate()
+        _generation = generation
+
+
+def _read_generation() -> int | None:
+    with no_tenant(), connection.cursor() as cursor:
+        cursor.execute("SELECT value FROM tenants_generation WHERE id = 1")
+        row = cursor.fetchone()
+    return row[0] if row else None

@@ -4,10 +4,10 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from tenants.models import Domain, Tenant
-from tenants.runtime.resolution import invalidate_on_commit
+from tenants.runtime.resolution import tenants_changed
 
 
 @receiver([post_save, post_delete], sender=Tenant)
 @receiver([post_save, post_delete], sender=Domain)
 def clear_tenant_lookups(sender, **kwargs):
-    invalidate_on_commit()
+    tenants_changed()

@@ -15,6 +15,7 @@ from tenants.models import Domain, Tenant
 from tenants.operations.progress import FleetProgress, console_for
 from tenants.provisioning import bulk
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
+from tenants.runtime.resolution import tenants_changed
 from tenants.validators import schema_name_for_slug
 
 
@@ -103,6 +104,7 @@ class Command(BaseCommand):
             Domain.objects.bulk_create(
                 Domain(domain=site_domain(t.slug), tenant=t, is_primary=True) for t in tenants
             )
+            tenants_changed()  # bulk_create sends no signals: running servers must see them
         return tenants
 
     def _add_content(self, tenants, pages, members, password):

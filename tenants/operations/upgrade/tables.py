@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
 from django.db import models
 
-from tenants.models import Domain, Tenant, TenantOwnedModel
+from tenants.models import Domain, Generation, Tenant, TenantOwnedModel
 from tenants.operations.upgrade.errors import UpgradeError
 
 
@@ -43,7 +43,7 @@ class Table:
 def copied_tables() -> dict[str, Table]:
     """Every table the upgrade copies, by name; a table it has no rule for is an error."""
     User = get_user_model()
-    skipped = {ContentType, Permission, Session}  # made by migrations / not carried over
+    skipped = {ContentType, Permission, Session, Generation}  # made by migrations / not carried
     special = {Tenant, Domain, User, Group, LogEntry}
     through = {
         User.groups.through,
