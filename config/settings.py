@@ -12,6 +12,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.crypto import salted_hmac
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -188,20 +189,37 @@ DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=_test_
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches ------------------------------------------------------------------------------------
-# "default" is for application data: its keys carry the current tenant (tenants.runtime.cache).
-# "tenancy" holds host lookups and their invalidation generation; share it (Redis) across
-# processes so a domain change is seen everywhere.
+# One cache, for application data (branding); its keys carry the current tenant
+# (tenants.runtime.cache) behind a per-deployment prefix. Nothing that decides which tenant a
+# request gets is cached here (host lookups are invalidated through the database), so Redis may
+# go away: with CACHE_URL=redis://... its errors are misses, each wait is short and a server that
+# failed is left alone for a moment (tenants.runtime.rediscache).
 _cache_url = env("CACHE_URL", default="locmemcache://")
+_cache = env.cache_url_config(_cache_url)
+# Every key starts with it, so deployments sharing one Redis never share an entry. Default:
+# derived from SECRET_KEY, which all processes of one deployment share and no two deployments
+# should (CACHE_URL's ?key_prefix= works too).
+CACHE_KEY_PREFIX = (
+    env("CACHE_KEY_PREFIX", default="")
+    or _cache.pop("KEY_PREFIX", "")
+    or _cache.pop("key_prefix", "")
+    or "d" + salted_hmac("tenants.cache-key-prefix", "", secret=SECRET_KEY).hexdigest()[:10]
+)
 CACHES = {
     "default": {
-        **env.cache_url_config(_cache_url),
+        **_cache,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
         "KEY_FUNCTION": "tenants.runtime.cache.make_key",
     },
-    "tenancy": {**env.cache_url_config(_cache_url), "KEY_PREFIX": "tenancy"},
 }
+if _cache["BACKEND"] == "django_redis.cache.RedisCache":
+    _redis_options = CACHES["default"].setdefault("OPTIONS", {})
+    _redis_options.setdefault("IGNORE_EXCEPTIONS", True)
+    _redis_options.setdefault("SOCKET_CONNECT_TIMEOUT", 0.25)  # seconds; ?socket_connect_timeout=
+    _redis_options.setdefault("SOCKET_TIMEOUT", 0.25)  # ?socket_timeout= in CACHE_URL
+    _redis_options.setdefault("CONNECTION_FACTORY", "tenants.runtime.rediscache.ConnectionFactory")
 if _cache_url.startswith("locmemcache"):
     CACHES["default"]["LOCATION"] = "app"
-    CACHES["tenancy"]["LOCATION"] = "tenancy"
     # Entries are per tenant (branding): Django's default of 300 made every request a miss and a
     # cull beyond 300 tenants (benchmarks/home_page.py; entry sizes in docs/benchmarks.md).
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
