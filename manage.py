@@ -6,8 +6,21 @@ import sys
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
+    from django.db import OperationalError, connections
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as error:
+        # A database that cannot be reached is one line for the operator, not a traceback
+        # (--traceback still shows it). An error on an open connection is a bug: raised as is.
+        if "--traceback" in sys.argv or any(c.connection for c in connections.all()):
+            raise
+        where = connections["default"].settings_dict
+        sys.exit(
+            f"manage.py {' '.join(sys.argv[1:2])}: cannot reach the database "
+            f"{where.get('NAME')!s} ({where.get('HOST') or 'local'}): "
+            + " ".join(str(error).split())
+        )
 
 
 if __name__ == "__main__":

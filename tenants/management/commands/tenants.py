@@ -202,7 +202,7 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(lifecycle.validation_message(error)) from error
         except (IntegrityError, DatabaseError, psycopg.Error) as error:
-            raise CommandError(f"Database error: {error}".strip()) from error
+            raise CommandError(f"Database error: {' '.join(str(error).split())}") from error
         except fleet.FleetError as error:
             raise CommandError(str(error)) from error
         except KeyboardInterrupt:
