@@ -74,6 +74,14 @@ def slug_problem(slug: str) -> str | None:
     return None
 
 
+def tenant_slug_problem(slug: str) -> str | None:
+    """Why ``slug`` cannot name a tenant (format or reserved name), or None: the one check of
+    every path that names one (sign-up, ``tenants create``/``rename``, the platform admin's
+    "add tenant", ``provision_tenant``). Whether it is taken needs the database:
+    tenants.provisioning.services.name_in_use."""
+    return slug_problem(slug) or reserved_problem(slug)
+
+
 @deconstructible
 class TenantSlugValidator:
     message_code = "invalid_slug"
@@ -123,5 +131,4 @@ def username_slug_problem(username: str) -> str | None:
             "Your username is also your site's address: use only letters a-z, digits, "
             "hyphens and underscores."
         )
-    slug = slug_for_username(username)
-    return slug_problem(slug) or reserved_problem(slug)
+    return tenant_slug_problem(slug_for_username(username))

@@ -18,7 +18,7 @@ from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled
 from tenants.runtime.normalize import normalize_host
-from tenants.validators import reserved_slugs, schema_name_for_slug, slug_problem
+from tenants.validators import schema_name_for_slug, tenant_slug_problem
 
 
 class OperationError(Exception):
@@ -85,14 +85,12 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
         raise OperationError(
             "The default tenant's slug is TENANCY_DEFAULT_TENANT; change the setting instead."
         )
-    problem = slug_problem(new_slug)
+    problem = tenant_slug_problem(new_slug)
     if problem:
         raise OperationError(f"{new_slug!r}: {problem}")
     with no_tenant():
         if Tenant.objects.filter(slug=new_slug).exclude(pk=tenant.pk).exists():
             raise OperationError(f"Another tenant already has the slug {new_slug!r}.")
-        if new_slug in reserved_slugs():
-            raise OperationError(f"{new_slug!r} is a reserved name.")
         changes = [f"slug {old_slug} -> {new_slug}"]
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         tenant.slug = new_slug

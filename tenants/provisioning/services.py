@@ -32,15 +32,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.dispatch import Signal
 
-from tenants.conf import public_schema, schema_mode, site_domain
+from tenants.conf import is_platform_slug, public_schema, schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.provisioning.starter import starter_pages
 from tenants.runtime.context import no_tenant, tenant_context
 from tenants.validators import (
-    reserved_problem,
     schema_name_for_slug,
     slug_for_username,
-    slug_problem,
+    tenant_slug_problem,
     username_slug_problem,
 )
 
@@ -93,7 +92,7 @@ def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
 
 def slug_unavailable(slug: str) -> str | None:
     """Why a self-service site cannot be called ``slug`` (invalid, reserved, taken), or None."""
-    problem = slug_problem(slug) or reserved_problem(slug)
+    problem = tenant_slug_problem(slug)
     if problem:
         return problem
     return name_in_use(slug, schema_name_for_slug(slug), site_domain(slug))
@@ -108,13 +107,21 @@ def create_tenant(
     owner=None,
     schema_name: str | None = None,
     pages: list[dict] | None = None,
+    reserved_ok: bool = False,
 ) -> Provisioned:
     """Create a tenant with its schema (schema mode), primary domain, first pages and, given an
     owner, the owner's admin access on the new site.
 
     Raises ``ValidationError`` for an invalid name or domain, and ``SiteNameUnavailable`` (a
-    ValidationError) if the slug, schema or domain is taken, before anything is written.
+    ValidationError) if the slug is reserved or the slug, schema or domain taken, before
+    anything is written. Reserved names are the platform's: its own site
+    (TENANCY_DEFAULT_TENANT) may take its slug, and ``reserved_ok`` lets the demo seed make the
+    demo tenants the names are kept for.
     """
+    if not (reserved_ok or is_platform_slug(slug)):
+        problem = tenant_slug_problem(slug)
+        if problem:
+            raise SiteNameUnavailable(slug, problem)
     with no_tenant():
         tenant = Tenant(
             name=name,
@@ -208,7 +215,7 @@ def provision_tenant_for_user(user, *, name: str | None = None, slug: str | None
         slug = slug_for_username(user.get_username())
         problem = username_slug_problem(user.get_username())
     else:
-        problem = slug_problem(slug) or reserved_problem(slug)
+        problem = tenant_slug_problem(slug)
     if problem:
         raise SiteNameUnavailable(slug, problem)
     name = (name or "").strip() or default_site_name(user)

@@ -18,5 +18,5 @@ class Command(BaseCommand):
             if spec["slug"] in existing:
                 self.stdout.write(f"exists   {spec['name']} ({spec['domain']})")
                 continue
-            result = create_tenant(**spec)
+            result = create_tenant(**spec, reserved_ok=True)  # the names are kept for them
             self.stdout.write(self.style.SUCCESS(f"created  {result.message}"))
