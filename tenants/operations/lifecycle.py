@@ -85,12 +85,12 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
         raise OperationError(
             "The default tenant's slug is TENANCY_DEFAULT_TENANT; change the setting instead."
         )
-    problem = tenant_slug_problem(new_slug)
-    if problem:
-        raise OperationError(f"{new_slug!r}: {problem}")
     with no_tenant():
         if Tenant.objects.filter(slug=new_slug).exclude(pk=tenant.pk).exists():
             raise OperationError(f"Another tenant already has the slug {new_slug!r}.")
+        problem = tenant_slug_problem(new_slug)
+        if problem:
+            raise OperationError(f"{new_slug!r}: {problem}")
         changes = [f"slug {old_slug} -> {new_slug}"]
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         tenant.slug = new_slug

@@ -118,10 +118,6 @@ def create_tenant(
     (TENANCY_DEFAULT_TENANT) may take its slug, and ``reserved_ok`` lets the demo seed make the
     demo tenants the names are kept for.
     """
-    if not (reserved_ok or is_platform_slug(slug)):
-        problem = tenant_slug_problem(slug)
-        if problem:
-            raise SiteNameUnavailable(slug, problem)
     with no_tenant():
         tenant = Tenant(
             name=name,
@@ -133,6 +129,8 @@ def create_tenant(
         primary = Domain(domain=domain, is_primary=True)
         primary.full_clean(exclude=["tenant"], validate_unique=False)
         problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain)
+        if problem is None and not (reserved_ok or is_platform_slug(slug)):
+            problem = tenant_slug_problem(slug)
         if problem:
             raise SiteNameUnavailable(slug, problem)
 

@@ -12,7 +12,7 @@ from tenants.runtime.context import no_tenant
 from tests.helpers import PASSWORD, admin_login
 
 pytestmark = pytest.mark.django_db
-RESERVED = ["www", "template", "admin", "public", "pg-catalog"]
+RESERVED = ["www", "template", "admin", "static", "mail"]
 
 
 @pytest.fixture
