@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
 
@@ -107,8 +109,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--owner-email",
             metavar="EMAIL",
-            help="Create the owner with this e-mail if USERNAME does not exist yet "
-            "(no password: set one with changepassword).",
+            help="Create the owner with this e-mail if USERNAME does not exist yet. Its "
+            "password is asked for on a terminal, or read from $TENANT_OWNER_PASSWORD.",
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_true",
+            dest="no_input",
+            help="Ask nothing: a new owner's password comes from $TENANT_OWNER_PASSWORD, or it "
+            "has none yet.",
         )
 
     def _list_arguments(self, parser):
@@ -214,12 +224,14 @@ class Command(BaseCommand):
 
     # --- create / list / show ------------------------------------------------------------------
 
-    def do_create(self, *, name, slug, domain, owner, owner_email, **_):
+    def do_create(self, *, name, slug, domain, owner, owner_email, no_input, **_):
         from tenants.provisioning.services import create_tenant
 
         domain = domain or site_domain(slug)
+        # Asked before the transaction: nothing is locked while someone types.
+        password = self._new_owner_password(owner, owner_email, no_input) if owner else None
         with transaction.atomic():
-            user = self._owner(owner, owner_email) if owner else None
+            user = self._owner(owner, owner_email, password) if owner else None
             try:
                 result = create_tenant(name=name, slug=slug, domain=domain, owner=user)
             except ValidationError as error:
@@ -227,8 +239,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(result.message))
         if schema_mode():
             self.stdout.write(f"schema: {result.tenant.schema_name}")
+        if user is not None:
+            self.stdout.write(_sign_in_advice(result.tenant, user))
 
-    def _owner(self, username, email):
+    def _owner(self, username, email, password=None):
         User = get_user_model()
         with no_tenant():
             user = User.objects.filter(username=username).first()
@@ -240,12 +254,47 @@ class Command(BaseCommand):
                     "first (createsuperuser)."
                 )
             user = User(username=username, email=email)
-            user.set_unusable_password()
+            # Set before the site exists: in schema mode its own copy of the owner gets the
+            # same password hash (grant_owner_access).
+            user.set_password(password)  # None: an unusable password
             user.full_clean()
             user.provision_site = False  # this owner gets the site being created here
             user.save()
-            self.stdout.write(f"created user {username} (set a password: changepassword)")
+            self.stdout.write(f"created user {username}")
             return user
+
+    def _new_owner_password(self, username, email, no_input) -> str | None:
+        """The password of an owner about to be created: $TENANT_OWNER_PASSWORD, else asked
+        on a terminal (twice; empty: none yet), else none. Checked by AUTH_PASSWORD_VALIDATORS."""
+        from django.contrib.auth import password_validation
+
+        with no_tenant():
+            if not email or get_user_model().objects.filter(username=username).exists():
+                return None
+        candidate = get_user_model()(username=username, email=email)
+        if "TENANT_OWNER_PASSWORD" in os.environ:
+            password = os.environ["TENANT_OWNER_PASSWORD"]
+            try:
+                password_validation.validate_password(password, candidate)
+            except ValidationError as error:
+                raise CommandError("TENANT_OWNER_PASSWORD: " + " ".join(error.messages)) from None
+            return password
+        if no_input or not sys.stdin.isatty():
+            return None
+        for _ in range(3):
+            password = getpass.getpass(f"Password for {username} (empty: none yet): ")
+            if not password:
+                return None
+            if getpass.getpass("Password (again): ") != password:
+                self.stderr.write("The passwords do not match.")
+                continue
+            try:
+                password_validation.validate_password(password, candidate)
+            except ValidationError as error:
+                self.stderr.write(" ".join(error.messages))
+                continue
+            return password
+        raise CommandError("No acceptable password given; nothing was created.")
 
     def _tenants_query(self, *, active=False, inactive=False, search=None):
         from django.db.models import Count, Q
@@ -305,6 +354,7 @@ class Command(BaseCommand):
                 Tenant.objects.prefetch_related("domains").select_related("owner").get(pk=tenant.pk)
             )
         info["rows"] = self._row_counts(tenant)
+        info["accounts"] = _accounts(tenant)
         if schema_mode():
             info["schema_state"] = self._schema_state(tenant)
         if as_json:
@@ -325,6 +375,7 @@ class Command(BaseCommand):
         for label, count in info["rows"].items():
             lines.append((label, count))
         print_table(self.console, f"Tenant {info['slug']}", ["", ""], lines)
+        _print_accounts(self.console, info["accounts"])
 
     def _row_counts(self, tenant) -> dict:
         counts = {}
@@ -569,6 +620,73 @@ def _add_tenants_argument(parser, help_text):
     parser.add_argument(
         "--tenant", action="append", dest="tenants", metavar="TENANT", help=help_text
     )
+
+
+def _sign_in_advice(tenant, user) -> str:
+    """How the owner gets into the new site's admin, as it is (their password, or none yet)."""
+    url = tenant.url("/admin/")
+    if user.has_usable_password():
+        return f"{user.username} signs in at {url} with their password."
+    # Schema mode: the site has its own copy of the account (tenants show lists both).
+    where = f"tenants run --tenant {tenant.slug} -- " if schema_mode() else ""
+    return (
+        f"{user.username} has no password yet: set it with 'manage.py {where}changepassword "
+        f"{user.username}', then sign in at {url}."
+    )
+
+
+def _accounts(tenant) -> list[dict]:
+    """Who can sign in where: each member and the owner, with their platform account and, in
+    schema mode, the site's own copy of it (its schema's auth_user; a separate password)."""
+    from accounts.models import Membership
+
+    User = get_user_model()
+    copies = schema_mode() and not tenant.is_default
+    try:
+        with tenant_context(tenant):
+            members = {m.user.username: m for m in Membership.objects.select_related("user")}
+    except DatabaseError:
+        members = {}  # its schema is unreadable: the data rows say why
+    with no_tenant():
+        owner = User.objects.filter(pk=tenant.owner_id).first()
+        names = sorted({*members, *([owner.username] if owner else [])})
+        platform = {u.username: u for u in User.objects.filter(username__in=names)}
+
+    def account(user):
+        if user is None:
+            return None
+        return {"password": user.has_usable_password(), "active": user.is_active}
+
+    return [
+        {
+            "username": name,
+            "role": members[name].role if name in members else None,
+            "owner": owner is not None and name == owner.username,
+            "platform_account": account(platform.get(name)),
+            "site_account": account(members[name].user if name in members else None)
+            if copies
+            else None,
+        }
+        for name in names
+    ]
+
+
+def _print_accounts(console, accounts):
+    def state(account):
+        if account is None:
+            return "-"
+        password = "password set" if account["password"] else "NO password"
+        return password + ("" if account["active"] else ", inactive")
+
+    headers = ["User", "Role", "Platform account"]
+    copies = schema_mode() and any(a["site_account"] is not None for a in accounts)
+    headers += ["Site's own account"] if copies else []
+    rows = []
+    for a in accounts:
+        role = (a["role"] or "not a member") + (" (tenant owner)" if a["owner"] else "")
+        row = [a["username"], role, state(a["platform_account"])]
+        rows.append(row + ([state(a["site_account"])] if copies else []))
+    print_table(console, "Accounts", headers, rows or [["-"] * len(headers)])
 
 
 def _tenant_owned_models():
