@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 ## Database up to date: created if missing, migrated, demo tenants, (schema mode) spare schemas
 prepare: install
 	$(PY) manage.py ensure_database
-	$(PY) manage.py migrate
+	$(PY) manage.py tenants migrate
 	$(PY) manage.py seed_demo_tenants
 	@if [ "$(TENANCY_MODE)" = schema ]; then $(PY) manage.py prepare_tenant_schemas; fi
 
