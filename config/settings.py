@@ -26,6 +26,10 @@ if TENANCY_MODE not in ("row", "schema"):
     raise ImproperlyConfigured(f"TENANCY_MODE must be 'row' or 'schema', not {TENANCY_MODE!r}")
 SCHEMA_MODE = TENANCY_MODE == "schema"
 
+# The platform's own name, shown on its site (the landing page's header, lead text and footer)
+# unless its branding names it otherwise.
+PLATFORM_NAME = env("PLATFORM_NAME", default="Default Tenant")
+
 # --- Tenancy -----------------------------------------------------------------------------------
 # Slug of the tenant that serves unknown hosts and the platform's own pages (sign-up, log-in).
 TENANCY_DEFAULT_TENANT = env("TENANCY_DEFAULT_TENANT", default="default")

@@ -8,12 +8,26 @@ from accounts.models import Membership
 from home.models import PageContent, SiteSettings
 
 
+class LabelledRowForm(forms.ModelForm):
+    """A row of the change list's editable columns: Django renders those inputs without a
+    label, so each gets an accessible name that says what and which row ("Ordering of
+    “About us”")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs["aria-label"] = f"{field.label} of “{self.instance}”"
+
+
 @admin.register(PageContent)
 class PageContentAdmin(admin.ModelAdmin):
     list_display = ["title", "ordering", "published", "updated_at"]
     list_editable = ["ordering", "published"]
     list_filter = ["published"]
     search_fields = ["title", "body"]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=LabelledRowForm, **kwargs)
 
 
 class SiteSettingsForm(forms.ModelForm):

@@ -1,10 +1,13 @@
+import functools
 import re
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.templatetags.static import static
 from django.urls import reverse
 
 from home.colours import contrast_ratio, readable_on
@@ -89,10 +92,19 @@ class SiteSettings(TenantOwnedModel):
 
     @property
     def display_name(self) -> str:
+        """The site's name: its own setting, else PLATFORM_NAME on the platform's site, else
+        the tenant's name."""
         if self.site_name:
             return self.site_name
         tenant = current_tenant()
-        return tenant.name if tenant is not None else ""
+        if tenant is None:
+            return ""
+        return settings.PLATFORM_NAME if tenant.is_default else tenant.name
+
+    @property
+    def icon_url(self) -> str:
+        """The site's icon (favicon): its logo, else the platform's."""
+        return self.logo_url or platform_icon_url()
 
     @property
     def colour(self) -> str:
@@ -114,6 +126,12 @@ class SiteSettings(TenantOwnedModel):
         """The brand colour for links on white if it is readable there (WCAG AA), else ink."""
         colour = self.colour
         return colour if contrast_ratio(colour, "#ffffff") >= 4.5 else "#1f2933"
+
+
+@functools.cache
+def platform_icon_url() -> str:
+    """The platform's icon, once per process (under its hashed name once collected)."""
+    return static("home/favicon.svg")
 
 
 @receiver([post_save, post_delete], sender=SiteSettings)

@@ -6,4 +6,5 @@ app_name = "home"
 urlpatterns = [
     path("", views.index, name="index"),
     path("pages/<int:pk>/", views.page, name="page"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

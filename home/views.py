@@ -1,6 +1,8 @@
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
 
-from home.models import PageContent
+from home.models import PageContent, SiteSettings
 from tenants.models import Tenant
 
 
@@ -17,6 +19,14 @@ def index(request):
 def page(request, pk):
     content = get_object_or_404(PageContent, pk=pk, published=True)
     return render(request, "home/page.html", {"page": content})
+
+
+@require_safe
+@cache_control(max_age=3600)
+def favicon(request):
+    """``/favicon.ico``, which clients ask for without reading the page: the site's icon (its
+    logo, else the platform's), as the pages declare it."""
+    return redirect(SiteSettings.current().icon_url)
 
 
 def _my_sites(request) -> list[dict]:

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from devtools.demo import DEMO_TENANTS
+from tenants.conf import is_platform_slug
 from tenants.models import Tenant
 from tenants.provisioning.services import create_tenant
 
@@ -18,5 +20,7 @@ class Command(BaseCommand):
             if spec["slug"] in existing:
                 self.stdout.write(f"exists   {spec['name']} ({spec['domain']})")
                 continue
+            if is_platform_slug(spec["slug"]):
+                spec = {**spec, "name": settings.PLATFORM_NAME}
             result = create_tenant(**spec, reserved_ok=True)  # the names are kept for them
             self.stdout.write(self.style.SUCCESS(f"created  {result.message}"))
