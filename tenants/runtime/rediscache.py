@@ -98,15 +98,16 @@ class _BackingOff:
             health.succeeded(address)
 
     def send_packed_command(self, *args, **kwargs):
-        try:
-            return super().send_packed_command(*args, **kwargs)
-        except (ConnectionError, TimeoutError) as error:
-            _health_of(self._address()).failed(self._address(), error)
-            raise
+        return self._reporting(super().send_packed_command, *args, **kwargs)
 
     def read_response(self, *args, **kwargs):
+        return self._reporting(super().read_response, *args, **kwargs)
+
+    def _reporting(self, call, *args, **kwargs):
+        """``call()``; a connection error or timeout on an open connection counts as a failure
+        of its server too."""
         try:
-            return super().read_response(*args, **kwargs)
+            return call(*args, **kwargs)
         except (ConnectionError, TimeoutError) as error:
             _health_of(self._address()).failed(self._address(), error)
             raise

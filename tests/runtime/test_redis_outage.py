@@ -15,6 +15,7 @@ import uuid
 import pytest
 import redis
 
+from tenants.runtime.rediscache import BACKOFF_SECONDS
 from tests.browser.server import start_server
 from tests.servers import free_port, manage, served_database_url
 
@@ -105,9 +106,10 @@ def _manage(*args, cache_url, **env):
     return manage(*args, env=env, check=False)
 
 
-def _every_site_serves_itself(server, rounds, slowest=1.0):
+def _every_site_serves_itself(server, rounds, slowest=5.0):
     """``rounds`` requests to each site: each 200 with its own page, none slower than
-    ``slowest`` seconds."""
+    ``slowest`` seconds (a loaded machine's slack: without socket timeouts a request to a
+    silent Redis never ends, see the test of one below)."""
     for _ in range(rounds):
         for host, marker in MARKERS.items():
             started = time.monotonic()
@@ -193,10 +195,9 @@ def test_a_silent_redis_is_not_waited_for_on_every_request(tmp_path, django_db_s
     finally:
         server.stop()
         silent.close()
-    # 15 pages with two cache calls each: 7.5 s if every call waited. One wait per back-off
-    # (2 s) at most here, and about as many connections.
-    assert took < 2.5, f"{took:.2f}s for 15 pages"
-    assert attempts <= 4, f"{attempts} connections to a server that never answered"
+    # 15 pages with two cache calls each: 30 connections, each waiting 0.25 s, without the
+    # back-off. With it, one try per back-off (2 s) while the pages are served.
+    assert attempts <= 2 + took / BACKOFF_SECONDS, f"{attempts} connections in {took:.1f}s"
     assert server.log.read_text().count("is unreachable") == 1
 
 
