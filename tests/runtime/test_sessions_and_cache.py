@@ -50,9 +50,10 @@ def test_same_cache_key_is_separate_per_tenant(tenants):
     assert cache.get("greeting") is None  # no tenant: the platform's own key space
 
 
-def test_cache_key_names_the_tenant(tenants):
+def test_cache_key_names_the_deployment_then_the_tenant(tenants, settings):
     with tenant_context(tenants["acme"]):
-        assert cache.make_key("k").startswith(f"t{tenants['acme'].pk}:")
+        key = cache.make_key("k")
+    assert key.startswith(f"{settings.CACHE_KEY_PREFIX}:t{tenants['acme'].pk}:")
 
 
 def test_foreign_session_key_loads_as_an_empty_new_session(tenants):
