@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from home.models import SiteSettings, platform_icon_url
-from tests.helpers import admin_login, make_member
+from tests.support.members import admin_login, make_member
 
 pytestmark = pytest.mark.django_db
 LOGO = "https://cdn.example/acme-logo.png"

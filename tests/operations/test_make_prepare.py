@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import SCHEMA_MODE
-from tests.servers import REPO, manage, served_database_url
+from tests.support.modes import SCHEMA_MODE
+from tests.support.servers import REPO, manage, served_database_url
 
 SCHEMAS = 12  # tenant schemas beside the demo tenants'
 

@@ -21,15 +21,15 @@ from django.test import Client
 
 from tenants.models import Tenant
 from tenants.runtime.context import no_tenant
-from tests.conftest import SCHEMA_MODE
-from tests.helpers import admin_login
-from tests.servers import REPO, manage, served_database_url
+from tests.support.members import admin_login
+from tests.support.modes import SCHEMA_MODE
+from tests.support.servers import REPO, manage, on_test_database
 
 PASSWORD = "a long owner passphrase 7"
 
 
 def _env(**extra):
-    return {"DATABASE_URL": served_database_url(), **extra}
+    return on_test_database(**extra)
 
 
 def on_terminal(args, answers, timeout=120):
@@ -167,7 +167,7 @@ def test_tenants_show_says_which_accounts_exist_where(tenants):
     from django.core.management import call_command
 
     from accounts.models import Membership
-    from tests.helpers import make_member
+    from tests.support.members import make_member
 
     make_member(tenants["acme"], "acme-editor", Membership.Role.EDITOR)
     out = StringIO()

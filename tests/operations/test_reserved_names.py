@@ -9,7 +9,7 @@ from accounts.forms import SignUpForm
 from tenants.models import Tenant
 from tenants.provisioning.services import SiteNameUnavailable, create_tenant
 from tenants.runtime.context import no_tenant
-from tests.helpers import PASSWORD, admin_login
+from tests.support.members import PASSWORD, admin_login
 
 pytestmark = pytest.mark.django_db
 RESERVED = ["www", "template", "admin", "static", "mail"]

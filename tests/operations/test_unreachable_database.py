@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from tests.servers import free_port, manage
+from tests.support.servers import free_port, manage
 
 
 @pytest.mark.parametrize(

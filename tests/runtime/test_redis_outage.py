@@ -16,8 +16,7 @@ import pytest
 import redis
 
 from tenants.runtime.rediscache import BACKOFF_SECONDS
-from tests.browser.server import start_server
-from tests.servers import free_port, manage, served_database_url
+from tests.support.servers import free_port, gunicorn, manage, on_test_database, start_server
 
 # A marker of each tenant's home page, from its demo content.
 MARKERS = {
@@ -96,14 +95,16 @@ class SilentServer:
 
 
 def _serve(tmp_path, cache_url, **env):
-    return start_server(
-        tmp_path, CACHE_URL=cache_url, TENANCY_RESOLVER_REVALIDATE_SECONDS="0.5", **env
+    """gunicorn as in production, on the test database, with ``cache_url`` as its cache."""
+    env = on_test_database(
+        DEBUG="False", CACHE_URL=cache_url, TENANCY_RESOLVER_REVALIDATE_SECONDS="0.5", **env
     )
+    command = gunicorn("--workers=1", "--threads=4", "--graceful-timeout=2", "--no-control-socket")
+    return start_server(command, env=env, log_dir=tmp_path, ready_path="/static/home/site.css")
 
 
 def _manage(*args, cache_url, **env):
-    env = {"DATABASE_URL": served_database_url(), "CACHE_URL": cache_url, **env}
-    return manage(*args, env=env, check=False)
+    return manage(*args, env=on_test_database(CACHE_URL=cache_url, **env), check=False)
 
 
 def _every_site_serves_itself(server, rounds, slowest=5.0):

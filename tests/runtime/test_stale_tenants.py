@@ -14,14 +14,14 @@ from django.db import connection
 from tenants.models import Domain
 from tenants.runtime import resolution
 from tenants.runtime.context import scopes_disabled
-from tests.conftest import SCHEMA_MODE
-from tests.servers import fetch, manage, run_server, served_database_url
+from tests.support.modes import SCHEMA_MODE
+from tests.support.servers import manage, on_test_database, serving
 
 INTERVAL = 0.5  # TENANCY_RESOLVER_REVALIDATE_SECONDS of the servers here
 
 
 def _env():
-    return {"DATABASE_URL": served_database_url(), "CACHE_URL": "locmemcache://"}
+    return on_test_database(CACHE_URL="locmemcache://")
 
 
 def _tenants(*args, check=True):
@@ -29,18 +29,23 @@ def _tenants(*args, check=True):
 
 
 def _serve(seconds):
-    return run_server(
-        {"CACHE_URL": "locmemcache://", "TENANCY_RESOLVER_REVALIDATE_SECONDS": str(seconds)}
-    )
+    env = {"CACHE_URL": "locmemcache://", "TENANCY_RESOLVER_REVALIDATE_SECONDS": str(seconds)}
+    return serving(env=on_test_database(**env))
 
 
-def _until(base, host, wanted, within):
+def fetch(server, host):
+    """(status, page text) of ``host``'s home page."""
+    response = server.get(host)
+    return response.status, response.text
+
+
+def _until(server, host, wanted, within):
     """Poll ``host`` until its answer satisfies ``wanted(status, body)``; every answer on the
     way is recorded, and none may be a 500."""
     seen = []
     deadline = time.monotonic() + within
     while True:
-        status, body = fetch(base, "/", host=host)
+        status, body = fetch(server, host)
         seen.append(status)
         assert status != 500, f"a 500 while waiting for a change ({seen}):\n{body[:2000]}"
         if wanted(status, body):
@@ -62,25 +67,25 @@ def test_commands_in_another_process_reach_a_running_server(fresh_tenant):
     host, extra = f"{slug}.localhost", f"{slug}.example"
     name = f"Welcome to Stale {slug}"
     within = INTERVAL + 10  # the interval, and a loaded machine's slack
-    with _serve(INTERVAL) as base:
-        assert fetch(base, "/", host=host)[1].count(name) == 1
+    with _serve(INTERVAL) as server:
+        assert fetch(server, host)[1].count(name) == 1
         # A host this server already looked up (unknown: the default tenant) is added.
-        assert name not in fetch(base, "/", host=extra)[1]
+        assert name not in fetch(server, extra)[1]
         manage("domains", "add", slug, extra, env=_env())
-        _until(base, extra, lambda status, body: name in body, within)
+        _until(server, extra, lambda status, body: name in body, within)
 
         _tenants("deactivate", slug)
-        _until(base, host, lambda status, body: status == 403, within)
-        assert fetch(base, "/", host=extra)[0] == 403
+        _until(server, host, lambda status, body: status == 403, within)
+        assert fetch(server, extra)[0] == 403
         _tenants("reactivate", slug)
-        _until(base, host, lambda status, body: status == 200 and name in body, within)
+        _until(server, host, lambda status, body: status == 200 and name in body, within)
 
         _tenants("delete", slug, "--yes", *(["--drop-schema"] if SCHEMA_MODE else []))
         # Its hosts are unknown now: the default tenant's site, never a 500 on the way.
-        _until(base, host, lambda status, body: status == 200 and name not in body, within)
-        assert name not in fetch(base, "/", host=extra)[1]
+        _until(server, host, lambda status, body: status == 200 and name not in body, within)
+        assert name not in fetch(server, extra)[1]
         # Another tenant's host kept its own site throughout.
-        assert "Acme rockets" in fetch(base, "/", host="acme.localhost")[1]
+        assert "Acme rockets" in fetch(server, "acme.localhost")[1]
 
 
 @pytest.mark.schema_only
@@ -89,16 +94,16 @@ def test_a_tenant_whose_schema_is_gone_is_site_not_found_never_a_500(fresh_tenan
     tenant in its cache: the queries fail on the dropped schema, and the answer is a 404."""
     slug = fresh_tenant
     host = f"{slug}.localhost"
-    with _serve(3600) as base:
-        assert fetch(base, "/", host=host)[0] == 200
+    with _serve(3600) as server:
+        assert fetch(server, host)[0] == 200
         _tenants("delete", slug, "--yes", "--drop-schema")
-        status, body = fetch(base, "/", host=host)
+        status, body = fetch(server, host)
         assert status == 404, body[:2000]
         assert "Site not found" in body
         # Having found out, the server forgot the tenant: its host is unknown now.
-        status, body = fetch(base, "/", host=host)
+        status, body = fetch(server, host)
         assert status == 200 and "Welcome to Stale" not in body
-        assert "Acme rockets" in fetch(base, "/", host="acme.localhost")[1]
+        assert "Acme rockets" in fetch(server, "acme.localhost")[1]
 
 
 @pytest.mark.django_db
