@@ -8,6 +8,7 @@ from django.dispatch import receiver
 from django.urls import reverse
 
 from home.colours import contrast_ratio, readable_on
+from tenants.media import TenantUploadTo, remove_replaced_files
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.runtime.context import current_tenant, tenant_context
 
@@ -22,6 +23,17 @@ class PageContent(TenantOwnedModel):
     body = models.TextField(blank=True)
     ordering = models.PositiveIntegerField(default=0, help_text="Lower numbers come first.")
     published = models.BooleanField(default=True)
+    image = models.ImageField(
+        upload_to=TenantUploadTo("pages"),
+        blank=True,
+        help_text="Shown at the top of the page: PNG, JPEG, GIF or WebP.",
+    )
+    image_alt = models.CharField(
+        "image description",
+        max_length=200,
+        blank=True,
+        help_text="What the image shows, for people who cannot see it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -60,8 +72,15 @@ class SiteSettings(TenantOwnedModel):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}\Z", "Enter a colour as #rrggbb.")],
         help_text="Header and button colour. Text on it is black or white, whichever reads better.",
     )
+    logo = models.ImageField(
+        upload_to=TenantUploadTo("logos"),
+        blank=True,
+        help_text="Shown beside the site name: PNG, JPEG, GIF or WebP.",
+    )
     logo_url = models.URLField(
-        "logo URL", blank=True, help_text="An image shown beside the site name (https://…)."
+        "logo URL",
+        blank=True,
+        help_text="Or an image hosted elsewhere (https://…), shown if no logo is uploaded.",
     )
 
     class Meta:
@@ -86,6 +105,11 @@ class SiteSettings(TenantOwnedModel):
         return settings
 
     # --- What templates use ----------------------------------------------------------------
+
+    @property
+    def logo_src(self) -> str:
+        """The uploaded logo's URL, else the logo URL, else ''."""
+        return self.logo.url if self.logo else self.logo_url
 
     @property
     def display_name(self) -> str:
@@ -114,6 +138,10 @@ class SiteSettings(TenantOwnedModel):
         """The brand colour for links on white if it is readable there (WCAG AA), else ink."""
         colour = self.colour
         return colour if contrast_ratio(colour, "#ffffff") >= 4.5 else "#1f2933"
+
+
+remove_replaced_files(PageContent, "image")
+remove_replaced_files(SiteSettings, "logo")
 
 
 @receiver([post_save, post_delete], sender=SiteSettings)
