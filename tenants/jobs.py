@@ -156,4 +156,9 @@ def _when_committed(task: Task, args, kwargs):
 
 def _runnable_tenant(tenant_id) -> Tenant | None:
     with no_tenant():
-        return Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+        tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+        if tenant is not None:
+            # Read here, as the resolver does for requests: in schema mode the job's own schema
+            # cannot see the domain table, and Tenant.url() needs it.
+            tenant.primary_domain  # noqa: B018
+        return tenant
