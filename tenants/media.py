@@ -30,6 +30,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.utils.deconstruct import deconstructible
 from django.views.decorators.http import require_safe
 
@@ -96,10 +97,14 @@ def quota_problem(size: int) -> str | None:
     if used + size <= quota:
         return None
     return (
-        f"This site's storage is full: {used / MB:.1f} MB of {quota / MB:g} MB used, and this "
-        f"file needs {size / MB:.1f} MB. Delete images you no longer need, or ask the "
-        "platform for more space."
+        f"This site's storage is full: {_size(used)} of {_size(quota)} used, and this file "
+        f"needs {_size(size)}. Delete images you no longer need, or ask the platform for more "
+        "space."
     )
+
+
+def _size(count: int) -> str:
+    return filesizeformat(count).replace("\xa0", " ")
 
 
 # --- Removing files ------------------------------------------------------------------------------
