@@ -86,6 +86,7 @@ def on_test_database(**extra_env: str) -> dict[str, str]:
         "TENANCY_MODE": settings.TENANCY_MODE,
         "DATABASE_URL": served_database_url(),
         "TENANCY_SCHEMA_POOL_REFILL": "command",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # uploads go to the tests' temporary directory
         **extra_env,
     }
 
