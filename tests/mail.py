@@ -1,7 +1,6 @@
 """A real SMTP server process (aiosmtpd) on a loopback port, delivering into a Maildir."""
 
 import mailbox
-import os
 import socket
 import subprocess
 import sys
@@ -9,18 +8,7 @@ import time
 from contextlib import contextmanager
 from email.message import Message
 
-
-def _free_port() -> int:
-    """A free port of TEST_SMTP_PORTS (default 6500-6549)."""
-    low, high = (int(p) for p in os.environ.get("TEST_SMTP_PORTS", "6500-6549").split("-"))
-    for port in range(low, high + 1):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in TEST_SMTP_PORTS")
+from tests.servers import free_ports
 
 
 class SmtpServer:
@@ -43,7 +31,9 @@ def smtp_server(tmp_path):
     """``aiosmtpd`` in its own process, storing every message it receives in a Maildir."""
     maildir = tmp_path / "maildir"
     mailbox.Maildir(maildir, create=True)
-    port = _free_port()
+    port = next(free_ports("TEST_SMTP_PORTS", "6500-6549"), None)
+    if port is None:
+        raise RuntimeError("no free port in TEST_SMTP_PORTS")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -9,10 +9,10 @@ from django.contrib.auth import get_user_model
 from django_tasks_db.models import DBTaskResult
 
 from tenants.models import Domain, Tenant
-from tenants.runtime.context import scopes_disabled, tenant_context
+from tenants.runtime.context import tenant_context
 from tests.browser.server import start_server
 from tests.conftest import SCHEMA_MODE
-from tests.helpers import make_member
+from tests.helpers import make_member, remove_sign_up
 from tests.mail import smtp_server
 from tests.web import HttpSession
 from tests.worker import run_worker
@@ -136,10 +136,7 @@ def signed_up(committed_db):
     made = []
     yield made.append
     for username in made:
-        with scopes_disabled():
-            for tenant in Tenant.objects.filter(owner__username=username):
-                tenant.delete(force_drop=True)
-            get_user_model().objects.filter(username=username).delete()
+        remove_sign_up(username)
 
 
 def test_sign_up_sends_a_welcome_email_from_the_new_site(site, signed_up):

@@ -53,9 +53,10 @@ def gunicorn(*options: str) -> list[str]:
 # --- Ports and databases -------------------------------------------------------------------------
 
 
-def free_ports():
-    """Free ports of TEST_SERVER_PORTS, the range the tests' server processes may use."""
-    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
+def free_ports(variable="TEST_SERVER_PORTS", default="8400-8499"):
+    """Free ports of TEST_SERVER_PORTS (or ``variable``), the range the tests' server processes
+    may use."""
+    low, high = (int(p) for p in os.environ.get(variable, default).split("-"))
     for port in range(low, high + 1):
         with socket.socket() as probe:
             try:
