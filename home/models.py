@@ -26,12 +26,14 @@ class PageContent(TenantOwnedModel):
     image = models.ImageField(
         upload_to=TenantUploadTo("pages"),
         blank=True,
+        db_default="",  # rows written without it (older code during a deploy, raw SQL) get none
         help_text="Shown at the top of the page: PNG, JPEG, GIF or WebP.",
     )
     image_alt = models.CharField(
         "image description",
         max_length=200,
         blank=True,
+        db_default="",
         help_text="What the image shows, for people who cannot see it.",
     )
     updated_at = models.DateTimeField(auto_now=True)
@@ -75,6 +77,7 @@ class SiteSettings(TenantOwnedModel):
     logo = models.ImageField(
         upload_to=TenantUploadTo("logos"),
         blank=True,
+        db_default="",
         help_text="Shown beside the site name: PNG, JPEG, GIF or WebP.",
     )
     logo_url = models.URLField(
