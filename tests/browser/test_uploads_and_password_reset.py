@@ -13,10 +13,9 @@ from home.models import SiteSettings
 from tenants import media
 from tenants.models import Tenant
 from tenants.runtime.context import tenant_context
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.http.test_email_end_to_end import LINK, body
-from tests.mail import smtp_server
-from tests.worker import start_worker
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.mail import RESET_LINK, smtp_server, text_of
+from tests.support.worker import start_worker
 
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "my new and memorable passphrase 7"
@@ -113,7 +112,7 @@ def test_owner_uploads_a_logo_then_resets_a_forgotten_password(
     # The worker sends it; the link is on acme's own domain.
     (message,) = wait_for_mail(mail_and_worker, owner.email)
     assert message["From"] == "Acme Corporation <noreply@localhost>"
-    link = LINK.search(body(message)).group(0)
+    link = RESET_LINK.search(text_of(message)).group(0)
     assert link.startswith(server.url("acme.localhost", "/reset/"))
 
     # The same link on another tenant's host does not work.

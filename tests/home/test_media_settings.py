@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from tests.servers import REPO
+from tests.support.servers import REPO
 
 SHOW = (
     "import json; from django.conf import settings as s; "

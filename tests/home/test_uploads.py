@@ -15,7 +15,7 @@ from tenants.operations.lifecycle import delete_tenant, rename_slug
 from tenants.provisioning.services import create_tenant
 from tenants.runtime import resolution
 from tenants.runtime.context import tenant_context
-from tests.helpers import admin_login, make_member
+from tests.support.members import admin_login, make_member
 
 ADD_LOGO = "/admin/home/sitesettings/add/"
 

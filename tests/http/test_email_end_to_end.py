@@ -1,7 +1,6 @@
 """Email end to end: a real server (gunicorn) takes the requests, a separate worker process
 sends the mail, and a real SMTP server process (aiosmtpd, on a loopback port) receives it."""
 
-import re
 import uuid
 
 import pytest
@@ -10,19 +9,15 @@ from django_tasks_db.models import DBTaskResult
 
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import tenant_context
-from tests.browser.server import start_server
-from tests.conftest import SCHEMA_MODE
-from tests.helpers import make_member, remove_sign_up
-from tests.mail import smtp_server
-from tests.web import HttpSession
-from tests.worker import run_worker
+from tests.support.mail import RESET_LINK as LINK
+from tests.support.mail import smtp_server
+from tests.support.mail import text_of as body
+from tests.support.members import make_member, remove_sign_up
+from tests.support.modes import SCHEMA_MODE
+from tests.support.servers import Visitor, start_production_server
+from tests.support.worker import run_worker
 
-LINK = re.compile(r"http://[^\s/]+/reset/[^\s/]+/[^\s/]+/")
 NEW_PASSWORD = "a brand new passphrase 9"
-
-
-def body(message) -> str:
-    return message.get_payload(decode=True).decode(message.get_content_charset() or "utf-8")
 
 
 @pytest.fixture
@@ -30,7 +25,7 @@ def site(committed_db, tmp_path):
     """A server and an SMTP server; ``site.deliver()`` runs the worker, which sends the mail."""
     DBTaskResult.objects.all().delete()
     with smtp_server(tmp_path) as smtp:
-        server = start_server(tmp_path)
+        server = start_production_server(tmp_path)
         try:
             server.smtp = smtp
             server.deliver = lambda: run_worker(EMAIL_URL=smtp.url, TENANCY_URL_PORT=server.port)
@@ -67,10 +62,8 @@ def people(committed_db):
 
 
 def ask_reset(site, host, email, headers=None):
-    session = HttpSession(site.port, f"{host}:{site.port}", headers)
-    status, headers, _ = session.submit("/password-reset/", {"email": email})
-    assert status == 302 and headers["Location"] == "/password-reset/sent/", status
-    return session
+    answer = Visitor(site).submit(host, "/password-reset/", {"email": email}, headers)
+    assert (answer.status, answer.headers["Location"]) == (302, "/password-reset/sent/")
 
 
 def test_password_reset_links_point_to_the_sites_stored_domain_and_work_there_only(site, people):
@@ -105,27 +98,19 @@ def test_password_reset_links_point_to_the_sites_stored_domain_and_work_there_on
 
     # acme's link on global's host (and on the platform's): refused, nothing changed.
     for host in ("global.localhost", "localhost"):
-        other = HttpSession(site.port, f"{host}:{site.port}")
-        status, _, page = other.request(link_c.removeprefix(acme_origin))
-        assert status == 200 and "This link does not work" in page, host
+        answer = Visitor(site).request(host, link_c.removeprefix(acme_origin))
+        assert answer.status == 200 and "This link does not work" in answer.text, host
 
     # On acme's host it works once: a new password, then a log-in with it.
-    session = HttpSession(site.port, f"acme.localhost:{site.port}")
-    status, headers, _ = session.request(link_a.removeprefix(acme_origin))
-    assert status == 302 and headers["Location"].endswith("/set-password/")
-    form = headers["Location"]
-    status, headers, _ = session.submit(
-        form, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
-    )
-    assert (status, headers["Location"]) == (302, "/reset/done/")
-    login = HttpSession(site.port, f"acme.localhost:{site.port}")
-    status, headers, _ = login.submit(
-        "/admin/login/",
-        {"username": people["a"][1].username, "password": NEW_PASSWORD, "next": "/admin/"},
-    )
-    assert (status, headers["Location"]) == (302, "/admin/")
-    status, _, page = session.request(link_a.removeprefix(acme_origin))
-    assert "This link does not work" in page  # used once
+    person = Visitor(site)
+    answer = person.request("acme.localhost", link_a.removeprefix(acme_origin))
+    assert answer.status == 302 and answer.headers["Location"].endswith("/set-password/")
+    passwords = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    answer = person.submit("acme.localhost", answer.headers["Location"], passwords)
+    assert (answer.status, answer.headers["Location"]) == (302, "/reset/done/")
+    assert Visitor(site).login("acme.localhost", people["a"][1].username, NEW_PASSWORD)
+    answer = person.request("acme.localhost", link_a.removeprefix(acme_origin))
+    assert "This link does not work" in answer.text  # used once
     # global's b, who shares the address, still has the old password.
     with tenant_context(people["demo"]["global"]):
         assert not get_user_model().objects.get(pk=people["b"][1].pk).check_password(NEW_PASSWORD)
@@ -142,8 +127,8 @@ def signed_up(committed_db):
 def test_sign_up_sends_a_welcome_email_from_the_new_site(site, signed_up):
     username = f"welcome{uuid.uuid4().hex[:8]}"
     signed_up(username)
-    session = HttpSession(site.port, f"localhost:{site.port}")
-    status, _, _ = session.submit(
+    answer = Visitor(site).submit(
+        "localhost",
         "/register/",
         {
             "username": username,
@@ -152,7 +137,7 @@ def test_sign_up_sends_a_welcome_email_from_the_new_site(site, signed_up):
             "site_name": "Welcome Bakery",
         },
     )
-    assert status == 302
+    assert answer.status == 302
     site.deliver()
 
     (welcome,) = site.smtp.to(f"{username}@example.test")

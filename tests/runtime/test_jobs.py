@@ -15,8 +15,8 @@ from tenants.models import Tenant
 from tenants.runtime.context import no_tenant, tenant_context
 from tenants.runtime.scoping import TenantRequired
 from tests.runtime import jobs_for_tests
-from tests.servers import manage
-from tests.worker import process_env, run_worker
+from tests.support.servers import manage
+from tests.support.worker import process_env, run_worker
 
 
 @pytest.fixture

@@ -177,11 +177,12 @@ class Visitor:
         self.cookies: dict[str, dict[str, str]] = {}
         self._opener = urllib.request.build_opener(_NoRedirect())
 
-    def request(self, host, path="/", form=None) -> Response:
-        """GET ``path`` on ``host``, or POST ``form`` (a dict) to it."""
+    def request(self, host, path="/", form=None, headers=None) -> Response:
+        """GET ``path`` on ``host``, or POST ``form`` (a dict) to it, with any other
+        ``headers`` (a forged X-Forwarded-Host, say)."""
         body = urllib.parse.urlencode(form).encode() if form is not None else None
         jar = self.cookies.setdefault(host, {})
-        headers = {"Host": f"{host}:{self.server.port}"}
+        headers = {"Host": f"{host}:{self.server.port}", **(headers or {})}
         if jar:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         request = urllib.request.Request(self.server.base + path, data=body, headers=headers)
@@ -198,12 +199,16 @@ class Visitor:
                     jar[name] = value
             return Response(response.status, response.headers, response.read())
 
+    def submit(self, host, path, form, headers=None) -> Response:
+        """GET the form at ``path`` (for its CSRF token), then POST ``form`` to it."""
+        page = self.request(host, path, headers=headers).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        return self.request(host, path, {**form, "csrfmiddlewaretoken": token}, headers)
+
     def login(self, host, username, password) -> bool:
         """Sign in through ``host``'s admin log-in form; True when it lets the person in."""
-        page = self.request(host, "/admin/login/").text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = {"username": username, "password": password, "next": "/admin/"}
-        answer = self.request(host, "/admin/login/", {**form, "csrfmiddlewaretoken": token})
+        answer = self.submit(host, "/admin/login/", form)
         return answer.status == 302 and answer.headers.get("Location") == "/admin/"
 
 

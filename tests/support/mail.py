@@ -1,6 +1,7 @@
 """A real SMTP server process (aiosmtpd) on a loopback port, delivering into a Maildir."""
 
 import mailbox
+import re
 import socket
 import subprocess
 import sys
@@ -8,7 +9,15 @@ import time
 from contextlib import contextmanager
 from email.message import Message
 
-from tests.servers import free_ports
+from tests.support.servers import free_ports
+
+# A password-reset link in an email's text.
+RESET_LINK = re.compile(r"http://[^\s/]+/reset/[^\s/]+/[^\s/]+/")
+
+
+def text_of(message: Message) -> str:
+    """The decoded text of a single-part message."""
+    return message.get_payload(decode=True).decode(message.get_content_charset() or "utf-8")
 
 
 class SmtpServer:

@@ -4,27 +4,16 @@ import os
 import subprocess
 import sys
 
-from django.conf import settings
+from tests.support.servers import NOT_INHERITED, REPO, on_test_database
 
-from tests.servers import REPO, served_database_url
-
-# What the tests' worker and server processes must share with the test process.
 WORKER_FLAGS = ["--queue-name", "*", "--no-startup-delay", "--no-reload"]
 
 
 def process_env(**extra) -> dict:
-    """Environment of a worker or server process on the test database, in this run's mode."""
-    env = {
-        **os.environ,
-        "TENANCY_MODE": settings.TENANCY_MODE,
-        "DATABASE_URL": served_database_url(),
-        "TENANCY_SCHEMA_POOL_REFILL": "command",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "PYTHONUNBUFFERED": "1",
-        **{key: str(value) for key, value in extra.items()},
-    }
-    env.pop("TEST_DATABASE_NAME", None)
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    """Environment of a worker process on the test database, in this run's mode."""
+    env = {**os.environ, **on_test_database(**{k: str(v) for k, v in extra.items()})}
+    for name in NOT_INHERITED:
+        env.pop(name, None)
     return env
 
 
