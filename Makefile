@@ -23,15 +23,21 @@ prepare: install
 	$(PY) manage.py seed_demo_tenants
 	@if [ "$(TENANCY_MODE)" = schema ]; then $(PY) manage.py prepare_tenant_schemas; fi
 
-## Set up and start the site: migrate, create the demo tenants, serve on http://localhost:$(PORT)
+# The job worker (tenants.jobs) beside the server, stopped with it. It makes links outside any
+# request (emails), so it is told the server's port unless TENANCY_URL_PORT says otherwise.
+WORKER = TENANCY_URL_PORT=$${TENANCY_URL_PORT-$(PORT)} $(PY) manage.py db_worker --queue-name '*' & \
+	trap 'kill $$! 2>/dev/null' EXIT INT TERM;
+
+## Set up and start the site and its job worker: migrate, create the demo tenants, serve on
+## http://localhost:$(PORT); emails are printed by the worker (EMAIL_URL for a real server)
 run: prepare
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	@$(WORKER) $(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 ## The same site on the production server: static files collected, gunicorn + WhiteNoise.
 ## More than one worker needs a shared cache (CACHE_URL=redis://...), see docs/operations.md.
 serve: prepare
 	STATIC_COLLECTED=1 $(PY) manage.py collectstatic --no-input -v0
-	STATIC_COLLECTED=1 $(VENV)/bin/gunicorn config.wsgi --bind 0.0.0.0:$(PORT) \
+	@$(WORKER) STATIC_COLLECTED=1 $(VENV)/bin/gunicorn config.wsgi --bind 0.0.0.0:$(PORT) \
 	  --workers $(WORKERS) --threads 4 --access-logfile -
 
 ## Set up and run the whole test suite: row mode (SQLite, PostgreSQL) and schema mode
@@ -50,4 +56,4 @@ bench: install
 	scripts/bench
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 artifacts staticfiles
+	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 artifacts staticfiles media

@@ -9,12 +9,14 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.emails import send_welcome_email
 from tenants.provisioning.services import (
     Provisioned,
     SiteNameUnavailable,
     provision_tenant_for_user,
     slug_unavailable,
 )
+from tenants.runtime.context import tenant_context
 from tenants.validators import slug_for_username, username_slug_problem
 
 USERNAME_TAKEN = "A user with that username already exists."
@@ -48,7 +50,8 @@ def username_problem(username: str) -> str | None:
 
 
 def sign_up(*, username: str, email: str, password: str, site_name: str = "") -> SignUp:
-    """Create the user and their site, all or nothing. The password is hashed exactly once.
+    """Create the user and their site, all or nothing, and queue the welcome email. The
+    password is hashed exactly once.
 
     The site is provisioned by the user's ``post_save`` signal (``accounts.signals``), or here if
     auto-provisioning is turned off. Raises ``SignUpRefused`` if the name is taken meanwhile
@@ -65,6 +68,9 @@ def sign_up(*, username: str, email: str, password: str, site_name: str = "") ->
             provisioned = getattr(user, "provisioned", None)
             if provisioned is None:  # auto-provisioning is off
                 provisioned = provision_tenant_for_user(user, name=site_name)
+            # Sent by the worker once all of this is committed; never for a sign-up rolled back.
+            with tenant_context(provisioned.tenant):
+                send_welcome_email.enqueue(user.get_username(), user.email)
     except SiteNameUnavailable as refused:
         raise SignUpRefused({"username": [refused.reason]}) from refused
     except IntegrityError as conflict:

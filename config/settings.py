@@ -41,6 +41,9 @@ TENANT_BASE_DOMAIN = env("TENANT_BASE_DOMAIN", default="localhost")
 # socket, never from the Host header), left out when it is 80/443. "" leaves it out always
 # (behind a reverse proxy).
 TENANCY_URL_PORT = env("TENANCY_URL_PORT", default=None)
+# Scheme of absolute tenant URLs: "https" in production (emails sent by jobs have no request to
+# ask). Unset: the request's own, and "http" outside a request.
+TENANCY_URL_SCHEME = env("TENANCY_URL_SCHEME", default=None)
 # How often (seconds) a process checks the shared cache for host-lookup invalidations made by
 # other processes. 0 checks on every request. Only used when the tenancy cache is shared.
 TENANCY_RESOLVER_REVALIDATE_SECONDS = env.float("TENANCY_RESOLVER_REVALIDATE_SECONDS", default=1.0)
@@ -93,6 +96,8 @@ SHARED_APPS = [
     "accounts.apps.TenantAdminConfig",
     "accounts",
     "home",
+    "django_tasks",  # background jobs: Django 6's tasks framework, backported (tenants.jobs)
+    "django_tasks_db",  # the default job queue: a table in the public schema (platform data)
 ]
 # Developer tooling (demo tenants, benchmark tenants): no models; production may leave it out.
 DEV_TOOLS = env.bool("DEV_TOOLS", default=True)
@@ -259,7 +264,7 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # a year. Otherwise (make run, tests): straight from the apps' static/ folders.
 STATIC_COLLECTED = env.bool("STATIC_COLLECTED", default=False)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},  # media, see below
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if STATIC_COLLECTED
@@ -267,7 +272,62 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
+# --- Media: uploads of each tenant under tenants/<tenant id>/ (tenants.media) -----------------
+# Served at MEDIA_URL by the application only on the uploading tenant's host; how the bytes leave
+# (MEDIA_SERVING): "app" streams them, "x-accel" hands them to nginx (X-Accel-Redirect to
+# MEDIA_ACCEL_PREFIX, an internal location), "redirect" sends the browser to a short-lived signed
+# URL of the object store. docs/operations.md#media.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_STORAGE = env("MEDIA_STORAGE", default="filesystem")
+MEDIA_SERVING = env("MEDIA_SERVING", default="redirect" if MEDIA_STORAGE == "s3" else "app")
+MEDIA_ACCEL_PREFIX = env("MEDIA_ACCEL_PREFIX", default="/protected-media/")
+MEDIA_MAX_UPLOAD_MB = env.float("MEDIA_MAX_UPLOAD_MB", default=2.0)  # per image
+MEDIA_TENANT_QUOTA_MB = env.float("MEDIA_TENANT_QUOTA_MB", default=50.0)  # per tenant, 0 = none
+if MEDIA_STORAGE not in ("filesystem", "s3") or MEDIA_SERVING not in ("app", "x-accel", "redirect"):
+    raise ImproperlyConfigured(
+        "MEDIA_STORAGE must be 'filesystem' or 's3'; MEDIA_SERVING 'app', 'x-accel' or 'redirect'"
+    )
+if MEDIA_STORAGE == "s3":
+    # Any S3-compatible store, through django-storages (pip install -e '.[s3]'). Private objects;
+    # the browser gets a signed URL valid for MEDIA_S3_URL_SECONDS, after the tenant check.
+    STORAGES["default"] = {
+        "BACKEND": "tenants.media_s3.TenantS3Storage",
+        "OPTIONS": {
+            "bucket_name": env("MEDIA_S3_BUCKET"),
+            "endpoint_url": env("MEDIA_S3_ENDPOINT_URL", default=None),
+            "region_name": env("MEDIA_S3_REGION", default=None),
+            "access_key": env("MEDIA_S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env("MEDIA_S3_SECRET_ACCESS_KEY", default=None),
+            "querystring_auth": True,
+            "querystring_expire": env.int("MEDIA_S3_URL_SECONDS", default=300),
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
 WHITENOISE_AUTOREFRESH = not STATIC_COLLECTED  # edits show without a restart
+
+# --- Background jobs (tenants.jobs; docs/operations.md#background-jobs) -----------------------
+# "database": jobs wait in a table of the project's database and `manage.py db_worker` runs them
+# (make run and make serve start one). "rq": Redis queues (RQ) at JOBS_REDIS_URL, run by
+# `manage.py rqworker` (pip install -e '.[redis]').
+JOBS_BACKEND = env("JOBS_BACKEND", default="database")
+if JOBS_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+elif JOBS_BACKEND == "rq":
+    INSTALLED_APPS.append("django_rq")
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": env("JOBS_REDIS_URL", default="redis://127.0.0.1:6379/1")}}
+else:
+    raise ImproperlyConfigured(f"JOBS_BACKEND must be 'database' or 'rq', not {JOBS_BACKEND!r}")
+
+# --- Email (sent by jobs: accounts.emails) -----------------------------------------------------
+# EMAIL_URL: smtp://user:password@host:587 (smtp+tls://, smtp+ssl:// too), or consolemail:// (the
+# default: mails are printed by the worker that sends them).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# The address every site sends from; the name in front of it is the site's own.
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"noreply@{TENANT_BASE_DOMAIN}")
 
 LOGGING = {
     "version": 1,

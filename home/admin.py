@@ -1,10 +1,12 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts.access import current_membership, is_platform_site
 from accounts.models import Membership
+from home.images import SiteImageField
 from home.models import PageContent, SiteSettings
 
 
@@ -25,6 +27,8 @@ class PageContentAdmin(admin.ModelAdmin):
     list_editable = ["ordering", "published"]
     list_filter = ["published"]
     search_fields = ["title", "body"]
+    fields = ["title", "body", "image", "image_alt", "ordering", "published"]
+    formfield_overrides = {models.ImageField: {"form_class": SiteImageField}}
 
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=LabelledRowForm, **kwargs)
@@ -40,7 +44,8 @@ class SiteSettingsForm(forms.ModelForm):
 
     class Meta:
         model = SiteSettings
-        fields = ["site_name", "tagline", "brand_colour", "logo_url"]
+        fields = ["site_name", "tagline", "brand_colour", "logo", "logo_url"]
+        field_classes = {"logo": SiteImageField}
         widgets = {"brand_colour": forms.TextInput(attrs={"type": "color"})}
 
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from home.colours import contrast_ratio, readable_on
+from tenants.media import TenantUploadTo, remove_replaced_files
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.runtime.context import current_tenant, tenant_context
 
@@ -26,6 +27,19 @@ class PageContent(TenantOwnedModel):
     body = models.TextField(blank=True)
     ordering = models.PositiveIntegerField(default=0, help_text="Lower numbers come first.")
     published = models.BooleanField(default=True)
+    image = models.ImageField(
+        upload_to=TenantUploadTo("pages"),
+        blank=True,
+        db_default="",  # rows written without it (older code during a deploy, raw SQL) get none
+        help_text="Shown at the top of the page: PNG, JPEG, GIF or WebP.",
+    )
+    image_alt = models.CharField(
+        "image description",
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="What the image shows, for people who cannot see it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -64,8 +78,16 @@ class SiteSettings(TenantOwnedModel):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}\Z", "Enter a colour as #rrggbb.")],
         help_text="Header and button colour. Text on it is black or white, whichever reads better.",
     )
+    logo = models.ImageField(
+        upload_to=TenantUploadTo("logos"),
+        blank=True,
+        db_default="",
+        help_text="Shown beside the site name: PNG, JPEG, GIF or WebP.",
+    )
     logo_url = models.URLField(
-        "logo URL", blank=True, help_text="An image shown beside the site name (https://…)."
+        "logo URL",
+        blank=True,
+        help_text="Or an image hosted elsewhere (https://…), shown if no logo is uploaded.",
     )
 
     class Meta:
@@ -92,6 +114,11 @@ class SiteSettings(TenantOwnedModel):
     # --- What templates use ----------------------------------------------------------------
 
     @property
+    def logo_src(self) -> str:
+        """The uploaded logo's URL, else the logo URL, else ''."""
+        return self.logo.url if self.logo else self.logo_url
+
+    @property
     def display_name(self) -> str:
         """The site's name: its own setting, else PLATFORM_NAME on the platform's site, else
         the tenant's name."""
@@ -112,8 +139,8 @@ class SiteSettings(TenantOwnedModel):
 
     @property
     def icon_url(self) -> str:
-        """The site's icon (favicon): its logo, else the platform's."""
-        return self.logo_url or platform_icon_url()
+        """The site's icon (favicon): its logo (uploaded, else linked), else the platform's."""
+        return self.logo_src or platform_icon_url()
 
     @property
     def colour(self) -> str:
@@ -141,6 +168,10 @@ class SiteSettings(TenantOwnedModel):
 def platform_icon_url() -> str:
     """The platform's icon, once per process (under its hashed name once collected)."""
     return static("home/favicon.svg")
+
+
+remove_replaced_files(PageContent, "image")
+remove_replaced_files(SiteSettings, "logo")
 
 
 @receiver([post_save, post_delete], sender=SiteSettings)

@@ -81,7 +81,9 @@ class Tenant(TenantMixin):
 
     def url(self, path: str = "/", request=None) -> str:
         """Absolute URL on this tenant's primary domain (never from a raw Host header)."""
-        scheme = "https" if request is not None and request.is_secure() else "http"
+        scheme = settings.TENANCY_URL_SCHEME or (
+            "https" if request is not None and request.is_secure() else "http"
+        )
         port = _url_port(request, scheme)
         return f"{scheme}://{self.primary_domain}{port}{path}"
 

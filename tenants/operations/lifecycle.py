@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
-from tenants import postgres
+from tenants import media, postgres
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled
@@ -123,7 +123,8 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
 def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
     """Delete the tenant, its domains and (row mode) its rows. In schema mode its schema is
     dropped, or with ``drop_schema=False`` kept under an archive name (its links to the
-    tenant table cut, and its name free for a new tenant). Returns what was done."""
+    tenant table cut, and its name free for a new tenant). Its uploaded files go too, or stay
+    with an archived schema (``tenants.media.on_tenant_deleted``). Returns what was done."""
     if tenant.is_default:
         raise OperationError("The default tenant is the platform's own site; it cannot go.")
     done = []
@@ -143,6 +144,7 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
         Tenant.objects.filter(pk=tenant.pk).delete()
     names = ", ".join(domains) or "none"
     done.insert(0, f"deleted tenant {tenant.slug} and its domains ({names})")
+    done.append(media.on_tenant_deleted(tenant.pk, keep=schema_mode() and not drop_schema))
     return done
 
 

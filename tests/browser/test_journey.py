@@ -14,9 +14,9 @@ from playwright.sync_api import expect
 
 from home.models import PageContent, SiteSettings
 from tenants.models import Tenant
-from tenants.runtime.context import scopes_disabled, tenant_context
+from tenants.runtime.context import tenant_context
 from tests.support.browser import DESKTOP, PHONE
-from tests.support.members import PASSWORD
+from tests.support.members import PASSWORD, remove_sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -205,10 +205,7 @@ def signup_cleanup(db):
     made = []
     yield made.append
     for username in made:
-        with scopes_disabled():
-            for tenant in Tenant.objects.filter(owner__username=username):
-                tenant.delete(force_drop=True)  # and its schema, in schema mode
-            get_user_model().objects.filter(username=username).delete()
+        remove_sign_up(username)
 
 
 USERNAME = re.compile(r"^username", re.I)

@@ -3,7 +3,8 @@
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership
-from tenants.runtime.context import tenant_context
+from tenants.models import Tenant
+from tenants.runtime.context import scopes_disabled, tenant_context
 
 PASSWORD = "correct horse battery staple"
 
@@ -14,6 +15,14 @@ def make_member(tenant, username, role=Membership.Role.OWNER):
         user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
         Membership.objects.create(user=user, role=role)
     return user
+
+
+def remove_sign_up(username):
+    """Remove what a committed sign-up made: its tenant (schema, domains, data) and its owner."""
+    with scopes_disabled():
+        for tenant in Tenant.objects.filter(owner__username=username):
+            tenant.delete(force_drop=True)  # and its schema, in schema mode
+        get_user_model().objects.filter(username=username).delete()
 
 
 def admin_login(client, username, password=PASSWORD):

@@ -53,9 +53,10 @@ def gunicorn(*options: str) -> list[str]:
 # --- Ports and databases -------------------------------------------------------------------------
 
 
-def free_ports():
-    """Free ports of TEST_SERVER_PORTS, the range the tests' server processes may use."""
-    low, high = (int(p) for p in os.environ.get("TEST_SERVER_PORTS", "8400-8499").split("-"))
+def free_ports(variable="TEST_SERVER_PORTS", default="8400-8499"):
+    """Free ports of TEST_SERVER_PORTS (or ``variable``), the range the tests' server processes
+    may use."""
+    low, high = (int(p) for p in os.environ.get(variable, default).split("-"))
     for port in range(low, high + 1):
         with socket.socket() as probe:
             try:
@@ -86,6 +87,7 @@ def on_test_database(**extra_env: str) -> dict[str, str]:
         "TENANCY_MODE": settings.TENANCY_MODE,
         "DATABASE_URL": served_database_url(),
         "TENANCY_SCHEMA_POOL_REFILL": "command",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # uploads go to the tests' temporary directory
         **extra_env,
     }
 
@@ -175,11 +177,12 @@ class Visitor:
         self.cookies: dict[str, dict[str, str]] = {}
         self._opener = urllib.request.build_opener(_NoRedirect())
 
-    def request(self, host, path="/", form=None) -> Response:
-        """GET ``path`` on ``host``, or POST ``form`` (a dict) to it."""
+    def request(self, host, path="/", form=None, headers=None) -> Response:
+        """GET ``path`` on ``host``, or POST ``form`` (a dict) to it, with any other
+        ``headers`` (a forged X-Forwarded-Host, say)."""
         body = urllib.parse.urlencode(form).encode() if form is not None else None
         jar = self.cookies.setdefault(host, {})
-        headers = {"Host": f"{host}:{self.server.port}"}
+        headers = {"Host": f"{host}:{self.server.port}", **(headers or {})}
         if jar:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         request = urllib.request.Request(self.server.base + path, data=body, headers=headers)
@@ -196,12 +199,16 @@ class Visitor:
                     jar[name] = value
             return Response(response.status, response.headers, response.read())
 
+    def submit(self, host, path, form, headers=None) -> Response:
+        """GET the form at ``path`` (for its CSRF token), then POST ``form`` to it."""
+        page = self.request(host, path, headers=headers).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        return self.request(host, path, {**form, "csrfmiddlewaretoken": token}, headers)
+
     def login(self, host, username, password) -> bool:
         """Sign in through ``host``'s admin log-in form; True when it lets the person in."""
-        page = self.request(host, "/admin/login/").text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = {"username": username, "password": password, "next": "/admin/"}
-        answer = self.request(host, "/admin/login/", {**form, "csrfmiddlewaretoken": token})
+        answer = self.submit(host, "/admin/login/", form)
         return answer.status == 302 and answer.headers.get("Location") == "/admin/"
 
 

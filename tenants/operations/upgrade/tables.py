@@ -57,8 +57,8 @@ def copied_tables() -> dict[str, Table]:
             continue
         if model in special or model in through or issubclass(model, TenantOwnedModel):
             tables[model._meta.db_table] = Table(model, tuple(model._meta.concrete_fields))
-        elif model._meta.app_label in ("django_tenants",):
-            continue
+        elif model._meta.app_label in ("django_tenants", "django_tasks_database"):
+            continue  # the job queue is not carried over: let the worker drain it first
         else:
             unknown.append(f"{model._meta.db_table} ({model._meta.label})")
     if unknown:
