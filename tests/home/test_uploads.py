@@ -73,6 +73,17 @@ def test_logo_uploaded_on_a_is_served_on_a_only(owner, tenants, host_client):
     assert owner.get(url).status_code == 404
 
 
+def test_an_uploaded_logo_is_the_sites_icon_on_its_host_only(owner, tenants, host_client):
+    assert upload_logo(owner, image_file()).status_code == 302
+    url = acme_logo(tenants).url
+    icon = host_client("acme.localhost").get("/favicon.ico")
+    assert icon.status_code == 302 and icon["Location"] == url
+    assert (
+        f'<link rel="icon" href="{url}">' in host_client("acme.localhost").get("/").content.decode()
+    )
+    assert url not in host_client("global.localhost").get("/favicon.ico")["Location"]
+
+
 def test_names_outside_the_hosts_own_prefix_are_not_found(owner, tenants, host_client):
     upload_logo(owner, image_file())
     name = acme_logo(tenants).name
