@@ -5,10 +5,27 @@ from django.contrib.auth.models import Group, User
 from accounts.access import is_platform_site
 from accounts.forms import PlatformUserCreationForm
 from accounts.models import Membership
+from tenants.runtime.context import scopes_disabled
 
 
 class PlatformOnlyAdmin:
-    """Shown on the platform site only; tenant members never see platform tables."""
+    """Shown on the platform site only; tenant members never see platform tables.
+
+    Deleting here is platform work: a user's memberships and, in row mode, a tenant's rows are
+    found in every tenant (the tenant-owned base manager is scoped, and fails closed).
+    """
+
+    def get_deleted_objects(self, objs, request):
+        with scopes_disabled():
+            return super().get_deleted_objects(objs, request)
+
+    def delete_model(self, request, obj):
+        with scopes_disabled():
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with scopes_disabled():
+            super().delete_queryset(request, queryset)
 
     def has_module_permission(self, request):
         return is_platform_site() and super().has_module_permission(request)

@@ -7,7 +7,7 @@ from django.dispatch import receiver
 
 from tenants.conf import is_platform_tenant
 from tenants.provisioning.services import provision_tenant_for_user
-from tenants.runtime.context import current_tenant
+from tenants.runtime.context import current_tenant, scopes_disabled
 
 
 def provisions_site(user) -> bool:
@@ -41,5 +41,8 @@ def provision_site_for_new_user(sender, instance, created, raw=False, using=None
         with transaction.atomic(using=using):
             instance.provisioned = provision_tenant_for_user(instance, name=name)
     except Exception:
-        instance.delete(using=using)
+        # Platform code: the user's rows in any tenant go with it (none were made here, but
+        # the delete collector must look without a tenant, or fail closed and hide the error).
+        with scopes_disabled():
+            instance.delete(using=using)
         raise

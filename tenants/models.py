@@ -205,6 +205,11 @@ class TenantOwnedModel(models.Model):
 
     class Meta:
         abstract = True
+        # Django reaches rows through the base manager where it must not lose any: related
+        # objects (``page.folder``), ``refresh_from_db()``, the delete collector, the admin's
+        # view-on-site. Unscoped, those would read and delete other tenants' rows; scoped, they
+        # fail closed like every other query. Platform code opts out with scopes_disabled().
+        base_manager_name = "objects"
 
     def save(self, *args, **kwargs):
         self.assign_current_tenant()
