@@ -1,6 +1,10 @@
+import functools
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
+from django.urls import URLPattern
 
 from accounts.access import is_platform_site
 from accounts.forms import PlatformUserCreationForm
@@ -11,9 +15,16 @@ from tenants.runtime.context import scopes_disabled
 class PlatformOnlyAdmin:
     """Shown on the platform site only; tenant members never see platform tables.
 
+    Off the platform site every page of such an admin is a 403 before it looks anything up:
+    Django's change, history and delete views fetch the object first and ask for permission
+    after, and in schema mode the platform tables are not on a tenant's search_path (500).
+
     Deleting here is platform work: a user's memberships and, in row mode, a tenant's rows are
     found in every tenant (the tenant-owned base manager is scoped, and fails closed).
     """
+
+    def get_urls(self):
+        return [_platform_site_only(url) for url in super().get_urls()]
 
     def get_deleted_objects(self, objs, request):
         with scopes_disabled():
@@ -41,6 +52,18 @@ class PlatformOnlyAdmin:
 
     def has_delete_permission(self, request, obj=None):
         return is_platform_site() and super().has_delete_permission(request, obj)
+
+
+def _platform_site_only(url: URLPattern) -> URLPattern:
+    view = url.callback
+
+    @functools.wraps(view)
+    def platform_site_only(request, *args, **kwargs):
+        if not is_platform_site():
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return URLPattern(url.pattern, platform_site_only, url.default_args, url.name)
 
 
 admin.site.unregister(User)

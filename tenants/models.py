@@ -110,9 +110,13 @@ def _url_port(request, scheme: str) -> str:
 class Domain(DomainMixin):
     """A host name that serves a tenant. Stored normalised (see tenants.runtime.normalize)."""
 
+    objects = models.Manager()
+    in_current_schema = PlatformTableManager()
+
     class Meta:
         db_table = "tenants_domain"
         ordering = ["domain"]
+        base_manager_name = "in_current_schema"
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"],
