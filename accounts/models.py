@@ -29,3 +29,23 @@ class Membership(TenantOwnedModel):
 
     def __str__(self):
         return f"{self.user} ({self.get_role_display()})"
+
+
+class LogEntryTenant(TenantOwnedModel):
+    """The tenant whose admin wrote an admin log entry (row mode, where ``django_admin_log`` is
+    one table for every site): "Recent actions" shows the current tenant's entries only.
+
+    Written by every ModelAdmin of the site (``accounts.admin_site.TenantLoggedAdmin``). Not
+    needed in schema mode, where each tenant's log is a table in its own schema.
+    """
+
+    entry = models.OneToOneField(
+        "admin.LogEntry", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "admin log entry's tenant"
+        indexes = [models.Index(fields=["tenant", "entry"])]
+
+    def __str__(self):
+        return f"log entry {self.entry_id} of tenant {self.tenant_id}"

@@ -223,7 +223,11 @@ class _Planner:
 
     def _log_entry_schema(self, entry: dict, natural, schemas_of_user: dict) -> str:
         label = f"{natural[0]}.{natural[1]}" if natural else None
-        tenant_id = self.owner_of.get((label, str(entry["object_id"])))
+        # Marked with the tenant whose admin wrote it (accounts.LogEntryTenant), or failing
+        # that, the tenant whose object it names.
+        tenant_id = self.owner_of.get(("accounts.logentrytenant", str(entry["id"])))
+        if tenant_id is None:
+            tenant_id = self.owner_of.get((label, str(entry["object_id"])))
         if tenant_id is not None:
             return self.schema_of[tenant_id]
         if natural and _is_tenant_owned(natural):
@@ -345,8 +349,8 @@ def _check_relations(table: Table, User):
         if not f.is_relation or f.name == "tenant":
             continue
         target = f.related_model
-        if target is User or issubclass(target, TenantOwnedModel):
-            continue
+        if target is User or target is LogEntry or issubclass(target, TenantOwnedModel):
+            continue  # (log entries go to the schema of the tenant that marked them)
         raise UpgradeError(
             f"{table.name}.{f.column} points at {target._meta.label}; "
             "tenants.operations.upgrade does not know how to carry that reference into a tenant "
