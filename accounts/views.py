@@ -3,6 +3,7 @@
 import json
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -47,21 +48,24 @@ def register_api(request):
         return _error(415, "Send the sign-up as JSON (Content-Type: application/json).")
     try:
         data = json.loads(request.body)
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _error(400, f"The request body is too large (at most {limit} bytes).")
+    except RecursionError:
+        return _error(400, "The request body is nested too deeply to be a sign-up.")
     except (UnicodeDecodeError, ValueError):
         return _error(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
         return _error(400, "Send a JSON object with username, email and password.")
-    not_text = sorted(
-        field
-        for field in SignUpForm.base_fields
-        if field in data and data[field] is not None and not isinstance(data[field], str)
-    )
-    if not_text:
-        errors = {
-            field: [{"message": "Must be a string.", "code": "invalid"}] for field in not_text
-        }
-        return _error(400, "Some fields are not strings.", errors)
-    form = SignUpForm({k: v for k, v in data.items() if k in SignUpForm.base_fields})
+    fields = {k: v for k, v in data.items() if k in SignUpForm.base_fields}
+    errors = {
+        field: [{"message": problem, "code": "invalid"}]
+        for field, value in sorted(fields.items())
+        if (problem := _not_text(value))
+    }
+    if errors:
+        return _error(400, "Some fields are not text.", errors)
+    form = SignUpForm(fields)
     if not form.is_valid():
         return _error(400, "The sign-up was refused.", form.errors.get_json_data())
     try:
@@ -84,6 +88,20 @@ def register_api(request):
         },
         status=201,
     )
+
+
+def _not_text(value) -> str | None:
+    """Why a JSON value cannot be a form field's text, or None. JSON's \\u escapes can spell
+    lone surrogates, which are not text: no database or password hasher can encode them."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "Must be a string."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid Unicode text (it contains a lone surrogate)."
+    return None
 
 
 def _error(status, message, errors=None):

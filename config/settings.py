@@ -247,6 +247,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 
 # --- Security ----------------------------------------------------------------------------------
+# Request bodies larger than this (bytes; Django's default) are refused with a 400 before any
+# form or JSON is parsed. Under ASGI a body sent without Content-Length is read before this
+# check can apply: a reverse proxy's limit (nginx client_max_body_size) is the first wall.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
