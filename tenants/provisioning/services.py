@@ -90,6 +90,25 @@ def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
     return None
 
 
+def take_turns_with_same_name(schema_name: str) -> None:
+    """Wait until no other transaction is provisioning a tenant of this schema name
+    (PostgreSQL; a transaction-level advisory lock, held until this transaction ends).
+
+    Sign-ups whose usernames differ only in case, ``-`` or ``_`` are different users with the
+    same slug and schema. Unique constraints make the loser of a race on one name wait and see
+    the winner's row ("taken"); a schema has none of its own to wait on, so the loser's ``ALTER
+    SCHEMA ... RENAME`` or ``CREATE SCHEMA`` failed instead. Taking turns, the second one's
+    ``name_in_use()`` sees the first one's committed tenant and is refused like any taken name.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite runs one writing transaction at a time anyway
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"tenants.provisioning:{schema_name}"],
+        )
+
+
 def slug_unavailable(slug: str) -> str | None:
     """Why a self-service site cannot be called ``slug`` (invalid, reserved, taken), or None."""
     problem = tenant_slug_problem(slug)
@@ -128,6 +147,7 @@ def create_tenant(
         tenant.full_clean(exclude=["owner"], validate_unique=False)
         primary = Domain(domain=domain, is_primary=True)
         primary.full_clean(exclude=["tenant"], validate_unique=False)
+        take_turns_with_same_name(tenant.schema_name)
         problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain)
         if problem is None and not (reserved_ok or is_platform_slug(slug)):
             problem = tenant_slug_problem(slug)
