@@ -5,6 +5,10 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if sys.argv[1:2] == ["runserver"]:
+        # A thread per request: connections from a bounded pool, not one kept per thread
+        # (config/settings.py, DATABASE_POOL).
+        os.environ.setdefault("DATABASE_POOL", "true")
     from django.core.management import execute_from_command_line
     from django.db import OperationalError, connections
 

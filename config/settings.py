@@ -184,9 +184,22 @@ if "sqlite" in _engine:
 if "postgresql" in _engine and TENANCY_TRANSACTION_POOLER:
     # Server-side cursors outlive their transaction, which a transaction pooler cannot keep.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# Connections to PostgreSQL, bounded per server process either way:
+# * a pool (DATABASE_POOL=true; psycopg_pool, Django 5.1+), the default of the servers that run
+#   a thread per request or per ASGI request (runserver: manage.py; ASGI: config/asgi.py): at
+#   most DATABASE_POOL_MAX_SIZE per process, however many threads. Each checkout is a new
+#   session to the backend, which sets its search_path again. A pooled connection lives at most
+#   DATABASE_POOL_MAX_LIFETIME seconds: that, not TENANCY_CONNECTION_MAX_SCHEMAS (a count per
+#   checkout here), bounds its PostgreSQL server process's catalog caches.
+# * persistent connections (CONN_MAX_AGE), the default elsewhere: one per thread, for servers
+#   with a fixed number of threads (gunicorn --threads N: workers x N), commands and tests.
 if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
-    # psycopg's connection pool (Django 5.1+); the backend re-sets search_path on every checkout.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=4),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),  # waiting for a connection
+        "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=600.0),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

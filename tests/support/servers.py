@@ -17,8 +17,10 @@ row mode, the PostgreSQL test database otherwise): it sees committed rows only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -151,18 +153,21 @@ class ServerProcess:
     def get(self, host, path="/", headers=None) -> Response:
         return self.request(host, path, headers=headers)
 
+    def _signal_group(self, signum):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, timeout=30):
-        """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds; its worker
+        processes too (its process group), which would otherwise outlive it, connections held."""
+        self._signal_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
         if self._own_dir is not None:
             self._own_dir.cleanup()
             self._own_dir = None
@@ -235,7 +240,12 @@ def start_server(
         log = log_dir / f"server-{port}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+                argv,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group of its own: stop() ends its workers
             )
         server = ServerProcess(port, process, log)
         if _answers(server, ready_path, timeout):
