@@ -8,7 +8,7 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 from tenants.conf import is_platform_slug, public_schema, schema_mode
 from tenants.internals import ForeignKeyIdAttribute
-from tenants.runtime.context import current_tenant
+from tenants.runtime.context import current_tenant, scopes_disabled
 from tenants.runtime.normalize import normalize_host
 from tenants.runtime.scoping import (
     CrossTenantWrite,
@@ -70,6 +70,12 @@ class Tenant(TenantMixin):
 
     def __str__(self):
         return self.name
+
+    def delete(self, *args, **kwargs):
+        """Its domains and (row mode) its rows in every tenant-owned table go with it, whatever
+        tenant is active: the delete collector looks for them with the row filter off."""
+        with scopes_disabled():
+            return super().delete(*args, **kwargs)
 
     @property
     def primary_domain(self) -> str | None:

@@ -3,25 +3,20 @@ mode) a tenant's rows into every tenant, although the tenant-owned base manager 
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from accounts.models import Membership
 from home.models import PageContent
 from tenants.models import Tenant
 from tenants.provisioning.services import create_tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.helpers import PASSWORD, admin_login
+from tests.helpers import platform_superuser
 
 pytestmark = [pytest.mark.django_db, pytest.mark.row_only]  # schema mode: members are per schema
 
 
 @pytest.fixture
 def platform_admin(tenants):
-    with no_tenant():
-        get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
-    client = Client(HTTP_HOST="localhost")
-    assert admin_login(client, "root").status_code == 302
-    return client
+    return platform_superuser()
 
 
 def platform_user(username):
@@ -73,3 +68,16 @@ def test_a_user_deleted_without_a_tenant_or_escape_hatch_fails_closed(tenants):
         with scopes_disabled():
             user.delete()
             assert not Membership.objects.filter(user_id=user_pk).exists()
+
+
+@pytest.mark.parametrize("active", [None, "acme"])
+def test_deleting_a_tenant_in_code_deletes_its_rows_whatever_tenant_is_active(tenants, active):
+    with no_tenant():
+        doomed = create_tenant(
+            name="Doomed", slug="doomed", domain="doomed.localhost", pages=[{"title": "Bye"}]
+        ).tenant
+    with tenant_context(tenants[active]) if active else no_tenant():
+        doomed.delete()
+    with scopes_disabled():
+        assert not PageContent.objects.filter(tenant_id=doomed.pk).exists()
+        assert PageContent.objects.filter(tenant_id=tenants["acme"].pk).exists()
