@@ -5,13 +5,12 @@ schema."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.test import Client
 
 from accounts.models import Membership
 from home.models import PageContent
 from tenants.runtime.context import no_tenant, tenant_context
 from tests.conftest import SCHEMA_MODE
-from tests.helpers import PASSWORD, admin_login, make_member
+from tests.helpers import PASSWORD, make_member, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +31,7 @@ def member_of_two_sites(tenants):
         for slug in ("acme", "global"):
             with tenant_context(tenants[slug]):
                 Membership.objects.create(user=user, role=Membership.Role.OWNER)
-    clients = {}
-    for slug in ("acme", "global"):
-        clients[slug] = Client(HTTP_HOST=f"{slug}.localhost")
-        assert admin_login(clients[slug], "two-sites").status_code == 302
-    return clients
+    return {slug: signed_in(f"{slug}.localhost", "two-sites") for slug in ("acme", "global")}
 
 
 def recent_actions(client) -> str:
@@ -80,6 +75,5 @@ def test_the_platform_sites_log_is_its_own(member_of_two_sites, tenants):
             staff.provision_site = False
         staff.is_staff = staff.is_superuser = True
         staff.save()
-    platform = Client(HTTP_HOST="localhost")
-    assert admin_login(platform, "two-sites").status_code == 302
+    platform = signed_in("localhost", "two-sites")
     assert "Acme secret plan" not in recent_actions(platform)

@@ -9,12 +9,11 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.test import Client
 
 from accounts.admin import PlatformOnlyAdmin
 from tenants.models import Domain
 from tenants.runtime.context import no_tenant, tenant_context
-from tests.helpers import admin_login, make_member
+from tests.helpers import make_member, platform_superuser, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +57,7 @@ def platform_admin_paths(objects):
 @pytest.fixture
 def acme_owner_client(tenants):
     make_member(tenants["acme"], "acme-owner")
-    client = Client(HTTP_HOST="acme.localhost", raise_request_exception=False)
-    assert admin_login(client, "acme-owner").status_code == 302
-    return client
+    return signed_in("acme.localhost", "acme-owner", raise_request_exception=False)
 
 
 def test_every_platform_admin_page_on_a_tenant_host_is_refused(acme_owner_client, platform_objects):
@@ -87,13 +84,6 @@ def test_view_on_site_of_platform_objects_on_a_tenant_host_is_404(
 
 
 def test_the_platform_site_still_serves_them(platform_objects, tenants):
-    from django.contrib.auth import get_user_model
-
-    from tests.helpers import PASSWORD
-
-    with no_tenant():
-        get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
-    client = Client(HTTP_HOST="localhost", raise_request_exception=False)
-    assert admin_login(client, "root").status_code == 302
+    client = platform_superuser(raise_request_exception=False)
     for path in platform_admin_paths(platform_objects):
         assert client.get(path).status_code in (200, 302), path

@@ -12,13 +12,12 @@ import json
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.models import Membership
 from home.models import PageContent
-from tenants.runtime.context import no_tenant, tenant_context
-from tests.helpers import PASSWORD, admin_login, make_member
+from tenants.runtime.context import tenant_context
+from tests.helpers import PASSWORD, make_member, platform_superuser, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -171,24 +170,18 @@ def test_log_in_refuses_hostile_values_in_every_field(tenants, host, path):
 @pytest.fixture
 def owner(tenants):
     make_member(tenants["acme"], "acme-owner")
-    client = Client(HTTP_HOST="acme.localhost")
-    assert admin_login(client, "acme-owner").status_code == 302
-    return client
+    return signed_in("acme.localhost", "acme-owner")
 
 
 @pytest.fixture
 def root(tenants):
-    with no_tenant():
-        get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
-    client = Client(HTTP_HOST="localhost")
-    assert admin_login(client, "root").status_code == 302
-    return client
+    return platform_superuser()
 
 
 def tenant_admin_forms(tenants):
     with tenant_context(tenants["acme"]):
         page = PageContent.objects.first()
-        membership = Membership.objects.get()
+        membership = Membership.objects.get(user__username="acme-owner")
     page_form = {"title": "T", "body": "B", "ordering": 1, "published": "on"}
     return {
         "/admin/home/pagecontent/add/": page_form,

@@ -135,9 +135,9 @@ class LiveSite:
         return status, json.loads(body)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    site = LiveSite(tmp_path_factory.mktemp("live"))
+def serve_live(site):
+    """Start ``site``, yield it, then stop it and drop its database; a module fixture's body.
+    Fails if the server logged a traceback meanwhile."""
     try:
         site.start()
         yield site
@@ -146,6 +146,11 @@ def live(tmp_path_factory):
         log = site.log_text()
         site.drop_database()
     assert "Traceback" not in log, log
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    yield from serve_live(LiveSite(tmp_path_factory.mktemp("live")))
 
 
 def all_at_once(count, action):

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from tests.test_signup_live import LiveSite, all_at_once
+from tests.test_signup_live import LiveSite, all_at_once, serve_live
 
 SPARES = 8
 ROUNDS_WITH_SPARES = 6
@@ -55,15 +55,7 @@ class SpellingRaceSite(LiveSite):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    site = SpellingRaceSite(tmp_path_factory.mktemp("spelling"))
-    try:
-        site.start()
-        yield site
-    finally:
-        site.stop()
-        log = site.log.read_text() if site.log.exists() else ""
-        site.drop_database()
-    assert "Traceback" not in log, log
+    yield from serve_live(SpellingRaceSite(tmp_path_factory.mktemp("spelling")))
 
 
 def race(site, stem: str) -> list[str]:

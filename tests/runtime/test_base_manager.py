@@ -10,7 +10,6 @@ this tenant's schema, which the row filter, the second wall, must keep out).
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models
-from django.test import Client
 from django.test.utils import isolate_apps
 from django_scopes import ScopeError
 
@@ -18,7 +17,7 @@ from home.models import PageContent
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tests.conftest import SCHEMA_MODE
-from tests.helpers import admin_login, make_member
+from tests.helpers import make_member, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +42,7 @@ def foreign_page(tenants):
 @pytest.fixture
 def acme_admin(tenants):
     make_member(tenants["acme"], "acme-owner")
-    client = Client(HTTP_HOST="acme.localhost")
-    assert admin_login(client, "acme-owner").status_code == 302
-    return client
+    return signed_in("acme.localhost", "acme-owner")
 
 
 def test_view_on_site_does_not_reach_another_tenants_row(acme_admin, tenants, foreign_page):

@@ -1,10 +1,11 @@
 """Members of a tenant, and logging in as a person would."""
 
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from accounts.models import Membership
 from tenants.models import Tenant
-from tenants.runtime.context import scopes_disabled, tenant_context
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 
 PASSWORD = "correct horse battery staple"
 
@@ -32,3 +33,18 @@ def admin_login(client, username, password=PASSWORD):
         "/admin/login/",
         {"username": username, "password": password, "next": "/admin/"},
     )
+
+
+def signed_in(host, username, password=PASSWORD, **client_options):
+    """A test Client for ``host``, signed in through its admin's log-in form as ``username``."""
+    client = Client(HTTP_HOST=host, **client_options)
+    response = admin_login(client, username, password)
+    assert response.status_code == 302, f"{username} could not sign in on {host}"
+    return client
+
+
+def platform_superuser(username="root", **client_options):
+    """A new superuser of the platform, signed in to the platform site's admin."""
+    with no_tenant():
+        get_user_model().objects.create_superuser(username, f"{username}@example.com", PASSWORD)
+    return signed_in("localhost", username, **client_options)
