@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
-from django.urls import URLPattern
+from django.urls import path
 
 from accounts.access import is_platform_site
 from accounts.forms import PlatformUserCreationForm
@@ -54,7 +54,7 @@ class PlatformOnlyAdmin:
         return is_platform_site() and super().has_delete_permission(request, obj)
 
 
-def _platform_site_only(url: URLPattern) -> URLPattern:
+def _platform_site_only(url):
     view = url.callback
 
     @functools.wraps(view)
@@ -63,7 +63,7 @@ def _platform_site_only(url: URLPattern) -> URLPattern:
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
-    return URLPattern(url.pattern, platform_site_only, url.default_args, url.name)
+    return path(str(url.pattern), platform_site_only, url.default_args, name=url.name)
 
 
 admin.site.unregister(User)
