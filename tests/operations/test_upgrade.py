@@ -17,6 +17,7 @@ import time
 
 import psycopg
 import pytest
+from django.contrib.admin.models import DELETION
 from django.db import connection
 
 from tests.support import servers
@@ -27,10 +28,10 @@ pytestmark = [pytest.mark.schema_only, pytest.mark.django_db]
 
 PASSWORD = "bench pass 123"
 EXTRAS = f"""
-from django.contrib.admin.models import LogEntry, CHANGE
+from django.contrib.admin.models import LogEntry, CHANGE, DELETION
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.sessions.backends.db import SessionStore
-from accounts.models import Membership
+from accounts.models import LogEntryTenant, Membership
 from home.models import PageContent
 from tenants.runtime.context import scopes_disabled
 from tenants.models import Tenant
@@ -52,6 +53,12 @@ with scopes_disabled():
     page = PageContent.objects.filter(tenant=t1).first()
     member = User.objects.get(username="bench-00001-member1")
     LogEntry.objects.log_actions(member.pk, [page], CHANGE, change_message="edited")
+    # An entry marked with bench-00002's admin, about a page since deleted, by a member of two
+    # sites: only the mark says where it belongs.
+    gone = PageContent.objects.filter(tenant=t2).first()
+    [entry] = LogEntry.objects.log_actions(both.pk, [gone], DELETION, change_message="")
+    LogEntryTenant.objects.create(tenant=t2, entry=entry)
+    gone.delete()
     SessionStore().create()
 print("extras done")
 """
@@ -211,7 +218,9 @@ def test_content_types_and_permissions_are_mapped(upgraded):
         "JOIN bench_00001.django_content_type ct ON ct.id = l.content_type_id",
     )
     assert len(log) == 1 and log[0][:2] == ("home", "pagecontent")
-    assert postgres_rows(url, "SELECT count(*) FROM bench_00002.django_admin_log") == [(0,)]
+    marked = postgres_rows(url, "SELECT action_flag FROM bench_00002.django_admin_log")
+    assert marked == [(DELETION,)]  # marked with bench-00002's admin: there, not in public
+    assert postgres_rows(url, "SELECT count(*) FROM bench_00002.accounts_logentrytenant") == [(1,)]
     assert postgres_rows(url, "SELECT count(*) FROM public.django_session") == [(0,)]
 
 
