@@ -9,8 +9,8 @@ from django.contrib.auth.hashers import make_password
 from accounts.models import Membership
 from home.models import PageContent
 from tenants.runtime.context import no_tenant, tenant_context
-from tests.conftest import SCHEMA_MODE
-from tests.helpers import PASSWORD, make_member, signed_in
+from tests.support.members import PASSWORD, make_member, signed_in
+from tests.support.modes import SCHEMA_MODE
 
 pytestmark = pytest.mark.django_db
 

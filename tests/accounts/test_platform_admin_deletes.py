@@ -9,7 +9,7 @@ from home.models import PageContent
 from tenants.models import Tenant
 from tenants.provisioning.services import create_tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.helpers import platform_superuser
+from tests.support.members import platform_superuser
 
 pytestmark = [pytest.mark.django_db, pytest.mark.row_only]  # schema mode: members are per schema
 

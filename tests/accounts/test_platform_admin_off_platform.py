@@ -13,7 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from accounts.admin import PlatformOnlyAdmin
 from tenants.models import Domain
 from tenants.runtime.context import no_tenant, tenant_context
-from tests.helpers import make_member, platform_superuser, signed_in
+from tests.support.members import make_member, platform_superuser, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.test import Client
 from accounts.models import Membership
 from home.models import PageContent
 from tenants.runtime.context import tenant_context
-from tests.helpers import PASSWORD, make_member, platform_superuser, signed_in
+from tests.support.members import PASSWORD, make_member, platform_superuser, signed_in
 
 pytestmark = pytest.mark.django_db
 

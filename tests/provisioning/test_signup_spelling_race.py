@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from tests.test_signup_live import LiveSite, all_at_once, serve_live
+from tests.http.test_signup_live import LiveSite, all_at_once, serve_live
 
 SPARES = 8
 ROUNDS_WITH_SPARES = 6

@@ -16,8 +16,8 @@ from django_scopes import ScopeError
 from home.models import PageContent
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.conftest import SCHEMA_MODE
-from tests.helpers import make_member, signed_in
+from tests.support.members import make_member, signed_in
+from tests.support.modes import SCHEMA_MODE
 
 pytestmark = pytest.mark.django_db
 
