@@ -12,6 +12,7 @@ import json
 from urllib.parse import quote
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import Membership
@@ -93,6 +94,14 @@ def post_all(client, path, fields, ok):
         if response.status_code not in ok or refused_silently:
             misfits[label] = response.status_code
     return misfits
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_branding():
+    """Branding saved by the admin fuzz is rolled back with the test; the copy the cache keeps
+    for other requests of this process must go too."""
+    yield
+    cache.clear()
 
 
 # --- Sign-up -----------------------------------------------------------------------------------
