@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0002_tenant_column_without_own_index'),
         ('admin', '0003_logentry_add_action_flag_choices'),
-        ('tenants', '0003_domain_base_manager'),
+        ('tenants', '0004_domain_base_manager'),
     ]
 
     operations = [

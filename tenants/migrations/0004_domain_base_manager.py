@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0002_alter_tenant_options_alter_tenant_managers'),
+        ('tenants', '0003_generation'),
     ]
 
     operations = [
