@@ -1,0 +1,12 @@
+import tenants.rls
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0002_tenant_column_without_own_index"),
+    ]
+
+    operations = [
+        tenants.rls.RowLevelSecurity("membership"),
+    ]
