@@ -123,6 +123,75 @@ class RowLevelSecurity(Operation):
         return f"row_level_security_{self.model_name.lower()}"
 
 
+class CascadeAcrossTenants(Operation):
+    """Migration operation: PostgreSQL itself deletes the rows of a tenant-owned model whose
+    foreign key ``field_name`` (``on_delete=CASCADE``) points at a deleted platform row.
+
+    Django's cascade is a query for the dependent rows, which row-level security limits to the
+    current tenant: deleting a user who is a member of two sites would find one membership and
+    leave the other pointing at nothing. The database's own cascade (``ON DELETE CASCADE``)
+    is a referential action, which row-level security does not limit. Same conditions as
+    :class:`RowLevelSecurity`; a later ``AlterField`` of the field needs it again.
+    """
+
+    reduces_to_sql = True
+    reversible = True
+
+    def __init__(self, model_name: str, field_name: str):
+        self.model_name, self.field_name = model_name, field_name
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.model_name, self.field_name], {}
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._recreate(schema_editor, to_state.apps.get_model(app_label, self.model_name), True)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self._recreate(schema_editor, from_state.apps.get_model(app_label, self.model_name), False)
+
+    def _recreate(self, schema_editor, model, cascade: bool):
+        if not applies_to(schema_editor.connection):
+            return
+        field = model._meta.get_field(self.field_name)
+        table, column = model._meta.db_table, field.column
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(_FOREIGN_KEYS_SQL, [table, table, column])
+            names = [name for (name,) in cursor.fetchall()]
+            cursor.execute(_foreign_key_sql(table, column, field, names, cascade))
+
+    def describe(self):
+        return f"Deleting what {self.model_name}.{self.field_name} points at cascades in SQL"
+
+
+_FOREIGN_KEYS_SQL = (
+    "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass AND "
+    "conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = %s::regclass "
+    "AND attname = %s)]"
+)
+
+
+def _foreign_key_sql(table, column, field, names, cascade: bool) -> str:
+    target = field.target_field
+    statement = sql.SQL(
+        "ALTER TABLE {t} {drops}ADD CONSTRAINT {c} FOREIGN KEY ({col}) REFERENCES {rt} ({rc}) "
+        + ("ON DELETE CASCADE " if cascade else "")
+        + "DEFERRABLE INITIALLY DEFERRED"
+    ).format(
+        t=sql.Identifier(table),
+        drops=sql.SQL("").join(
+            sql.SQL("DROP CONSTRAINT {}, ").format(sql.Identifier(n)) for n in names
+        ),
+        c=sql.Identifier(names[0] if names else f"{table}_{column}_fk"),
+        col=sql.Identifier(column),
+        rt=sql.Identifier(target.model._meta.db_table),
+        rc=sql.Identifier(target.column),
+    )
+    return statement.as_string()
+
+
 def declared_policies() -> set[tuple[str, str]]:
     """``(app_label, model_name)`` of every :class:`RowLevelSecurity` in the migration files."""
     from django.db.migrations.loader import MigrationLoader

@@ -9,4 +9,6 @@ class Migration(migrations.Migration):
 
     operations = [
         tenants.rls.RowLevelSecurity("membership"),
+        # Deleting a user on the platform takes their memberships in every site.
+        tenants.rls.CascadeAcrossTenants("membership", "user"),
     ]

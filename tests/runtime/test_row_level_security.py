@@ -6,10 +6,12 @@ Everything here runs as the application's role, except where a test says it uses
 
 import psycopg
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.utils import load_backend
 
+from accounts.models import Membership
 from home.models import PageContent
 from tenants import postgres, rls
 from tenants.operations.upgrade import Source, UpgradeError
@@ -176,3 +178,22 @@ def test_the_upgrade_reads_a_row_mode_source_as_the_owner_only():
 def owner_rows(sql):
     with postgres.connect(rls.OWNER) as raw:
         return raw.execute(sql).fetchall()
+
+
+def test_deleting_a_user_takes_their_memberships_in_every_site(tenants):
+    """Django's cascade sees the current tenant's memberships only; PostgreSQL's own cascade
+    (tenants.rls.CascadeAcrossTenants) takes the rest."""
+    user = get_user_model()(username="two-sites")
+    user.provision_site = False
+    with no_tenant():
+        user.save()
+    for slug in ("acme", "global"):
+        with tenant_context(tenants[slug]):
+            Membership.objects.create(user=user)
+    with tenant_context(tenants["default"]), scopes_disabled():
+        user.delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what COMMIT would check
+    for slug in ("acme", "global"):
+        with tenant_context(tenants[slug]):
+            assert not Membership.objects.filter(user_id=user.pk).exists()
