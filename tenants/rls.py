@@ -106,8 +106,10 @@ class RowLevelSecurity(Operation):
         pass
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self.apply(schema_editor, to_state.apps.get_model(app_label, self.model_name))
+
+    def apply(self, schema_editor, model):
         if applies_to(schema_editor.connection):
-            model = to_state.apps.get_model(app_label, self.model_name)
             schema_editor.execute(policy_sql(model._meta.db_table), params=None)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
@@ -147,7 +149,10 @@ class CascadeAcrossTenants(Operation):
         pass
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        self._recreate(schema_editor, to_state.apps.get_model(app_label, self.model_name), True)
+        self.apply(schema_editor, to_state.apps.get_model(app_label, self.model_name))
+
+    def apply(self, schema_editor, model):
+        self._recreate(schema_editor, model, True)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         self._recreate(schema_editor, from_state.apps.get_model(app_label, self.model_name), False)
@@ -192,17 +197,47 @@ def _foreign_key_sql(table, column, field, names, cascade: bool) -> str:
     return statement.as_string()
 
 
-def declared_policies() -> set[tuple[str, str]]:
-    """``(app_label, model_name)`` of every :class:`RowLevelSecurity` in the migration files."""
+def declared_operations() -> list[tuple[str, Operation]]:
+    """``(app_label, operation)`` for every operation of this module in the migration files."""
     from django.db.migrations.loader import MigrationLoader
 
     loader = MigrationLoader(None, ignore_no_migrations=True)
+    return [
+        (app_label, operation)
+        for (app_label, _name), migration in sorted(loader.disk_migrations.items())
+        for operation in migration.operations
+        if isinstance(operation, RowLevelSecurity | CascadeAcrossTenants)
+    ]
+
+
+def declared_policies() -> set[tuple[str, str]]:
+    """``(app_label, model_name)`` of every :class:`RowLevelSecurity` in the migration files."""
     return {
         (app_label, operation.model_name.lower())
-        for (app_label, _name), migration in loader.disk_migrations.items()
-        for operation in migration.operations
+        for app_label, operation in declared_operations()
         if isinstance(operation, RowLevelSecurity)
     }
+
+
+def reapply_if_missing(using: str = OWNER) -> bool:
+    """After ``migrate``: if a tenant table lacks its forced policy (a database migrated with
+    the setting off, then switched on), apply every declared operation again, to the current
+    models. Idempotent; True if it had to."""
+    from django.apps import apps
+
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_UNPROTECTED_SQL, [tenant_owned_tables(), POLICY])
+        if not cursor.fetchone()[0]:
+            return False
+    with connection.schema_editor() as editor:
+        for app_label, operation in declared_operations():
+            try:
+                model = apps.get_model(app_label, operation.model_name)
+            except LookupError:  # a model deleted since
+                continue
+            operation.apply(editor, model)
+    return True
 
 
 def tenant_owned_tables() -> list[str]:
@@ -271,16 +306,20 @@ class RoleMissing(RuntimeError):
 
 # --- What a connection's role can see -------------------------------------------------------------
 
-_PROBLEMS_SQL = """
-SELECT r.rolsuper, r.rolbypassrls, array(
+_UNPROTECTED = """
     SELECT c.relname FROM pg_class c
     WHERE c.oid = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) t)
-      AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity OR pg_has_role(c.relowner, 'USAGE')
+      AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity{owned}
            OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
                           AND p.polname = %s AND p.polcmd = '*'))
-    ORDER BY c.relname)
-FROM pg_roles r WHERE r.rolname = current_user
+    ORDER BY c.relname
 """
+_UNPROTECTED_SQL = "SELECT array(" + _UNPROTECTED.format(owned="") + ") <> '{}'"
+_PROBLEMS_SQL = (
+    "SELECT r.rolsuper, r.rolbypassrls, array("
+    + _UNPROTECTED.format(owned=" OR pg_has_role(c.relowner, 'USAGE')")
+    + ") FROM pg_roles r WHERE r.rolname = current_user"
+)
 
 
 def isolation_problems(cursor, tables: list[str] | None = None) -> list[str]:

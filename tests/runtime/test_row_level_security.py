@@ -16,7 +16,7 @@ from home.models import PageContent
 from tenants import postgres, rls
 from tenants.operations.upgrade import Source, UpgradeError
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.support.modes import ROW_LEVEL_SECURITY
+from tests.support.modes import DATABASES_WITH_OWNER, ROW_LEVEL_SECURITY
 from tests.support.servers import served_database_url
 
 pytestmark = [
@@ -197,3 +197,14 @@ def test_deleting_a_user_takes_their_memberships_in_every_site(tenants):
     for slug in ("acme", "global"):
         with tenant_context(tenants[slug]):
             assert not Membership.objects.filter(user_id=user.pk).exists()
+
+
+@pytest.mark.django_db(databases=DATABASES_WITH_OWNER)
+def test_migrate_puts_back_policies_a_database_migrated_with_the_setting_off_lacks():
+    owner = connections[rls.OWNER]
+    with owner.cursor() as cursor:
+        cursor.execute(rls.drop_policy_sql("home_sitesettings"))
+    assert rls.reapply_if_missing(rls.OWNER)
+    assert not rls.reapply_if_missing(rls.OWNER)  # nothing left to do
+    with connection.cursor() as cursor:
+        assert rls.isolation_problems(cursor) == []

@@ -2,7 +2,9 @@
 
 The application role may not create or alter tables, so migrations run on the ``owner`` alias
 (``DATABASE_URL``); afterwards the application role gets its grants on whatever tables the
-migrations made (``tenants.rls.ensure_app_role``). Schema mode uses django-tenants' command.
+migrations made (``tenants.rls.ensure_app_role``), and tenant tables migrated while the setting was
+off get their policies (``tenants.rls.reapply_if_missing``). Schema mode uses django-tenants'
+command.
 """
 
 from django.core.management.commands import migrate
@@ -19,4 +21,6 @@ class Command(migrate.Command):
             options["database"] = rls.OWNER
         super().handle(*args, **options)
         if rls.enabled() and options["database"] == rls.OWNER:
+            if rls.reapply_if_missing(rls.OWNER) and options["verbosity"]:
+                self.stdout.write("Row-level security put on tables migrated without it.")
             rls.ensure_app_role(rls.OWNER)
