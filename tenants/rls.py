@@ -82,7 +82,38 @@ def applies_to(connection) -> bool:
     return connection.vendor == "postgresql" and enabled()
 
 
-class RowLevelSecurity(Operation):
+class _TableOperation(Operation):
+    """A migration operation that sends SQL about one model's table where row-level security
+    applies (PostgreSQL, the setting on), and changes no model state."""
+
+    reduces_to_sql = True
+    reversible = True
+
+    def __init__(self, model_name: str, *args: str):
+        self.model_name, self.args = model_name, args
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.model_name, *self.args], {}
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self.apply(schema_editor, to_state.apps.get_model(app_label, self.model_name))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        model = from_state.apps.get_model(app_label, self.model_name)
+        self.apply(schema_editor, model, forwards=False)
+
+    def apply(self, schema_editor, model, forwards: bool = True):
+        if applies_to(schema_editor.connection):
+            schema_editor.execute(self.sql(schema_editor, model, forwards), params=None)
+
+    def sql(self, schema_editor, model, forwards: bool) -> str:
+        raise NotImplementedError
+
+
+class RowLevelSecurity(_TableOperation):
     """Migration operation: the tenant policy on a tenant-owned model's table.
 
     Every migration that creates a ``TenantOwnedModel`` adds one after its ``CreateModel``::
@@ -93,29 +124,9 @@ class RowLevelSecurity(Operation):
     changes no model state. ``manage.py check`` (``tenants.E002``) names a model without one.
     """
 
-    reduces_to_sql = True
-    reversible = True
-
-    def __init__(self, model_name: str):
-        self.model_name = model_name
-
-    def deconstruct(self):
-        return self.__class__.__name__, [self.model_name], {}
-
-    def state_forwards(self, app_label, state):
-        pass
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        self.apply(schema_editor, to_state.apps.get_model(app_label, self.model_name))
-
-    def apply(self, schema_editor, model):
-        if applies_to(schema_editor.connection):
-            schema_editor.execute(policy_sql(model._meta.db_table), params=None)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if applies_to(schema_editor.connection):
-            model = from_state.apps.get_model(app_label, self.model_name)
-            schema_editor.execute(drop_policy_sql(model._meta.db_table), params=None)
+    def sql(self, schema_editor, model, forwards):
+        table = model._meta.db_table
+        return policy_sql(table) if forwards else drop_policy_sql(table)
 
     def describe(self):
         return f"Row-level security on {self.model_name} (tenant policy)"
@@ -125,9 +136,11 @@ class RowLevelSecurity(Operation):
         return f"row_level_security_{self.model_name.lower()}"
 
 
-class CascadeAcrossTenants(Operation):
+class CascadeAcrossTenants(_TableOperation):
     """Migration operation: PostgreSQL itself deletes the rows of a tenant-owned model whose
-    foreign key ``field_name`` (``on_delete=CASCADE``) points at a deleted platform row.
+    foreign key ``field_name`` (``on_delete=CASCADE``) points at a deleted platform row::
+
+        CascadeAcrossTenants("membership", "user"),
 
     Django's cascade is a query for the dependent rows, which row-level security limits to the
     current tenant: deleting a user who is a member of two sites would find one membership and
@@ -136,39 +149,16 @@ class CascadeAcrossTenants(Operation):
     :class:`RowLevelSecurity`; a later ``AlterField`` of the field needs it again.
     """
 
-    reduces_to_sql = True
-    reversible = True
-
-    def __init__(self, model_name: str, field_name: str):
-        self.model_name, self.field_name = model_name, field_name
-
-    def deconstruct(self):
-        return self.__class__.__name__, [self.model_name, self.field_name], {}
-
-    def state_forwards(self, app_label, state):
-        pass
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        self.apply(schema_editor, to_state.apps.get_model(app_label, self.model_name))
-
-    def apply(self, schema_editor, model):
-        self._recreate(schema_editor, model, True)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        self._recreate(schema_editor, from_state.apps.get_model(app_label, self.model_name), False)
-
-    def _recreate(self, schema_editor, model, cascade: bool):
-        if not applies_to(schema_editor.connection):
-            return
-        field = model._meta.get_field(self.field_name)
-        table, column = model._meta.db_table, field.column
+    def sql(self, schema_editor, model, forwards):
+        field = model._meta.get_field(self.args[0])
+        table = model._meta.db_table
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(_FOREIGN_KEYS_SQL, [table, table, column])
+            cursor.execute(_FOREIGN_KEYS_SQL, [table, table, field.column])
             names = [name for (name,) in cursor.fetchall()]
-            cursor.execute(_foreign_key_sql(table, column, field, names, cascade))
+        return _foreign_key_sql(table, field, names, cascade=forwards)
 
     def describe(self):
-        return f"Deleting what {self.model_name}.{self.field_name} points at cascades in SQL"
+        return f"Deleting what {self.model_name}.{self.args[0]} points at cascades in SQL"
 
 
 _FOREIGN_KEYS_SQL = (
@@ -178,8 +168,8 @@ _FOREIGN_KEYS_SQL = (
 )
 
 
-def _foreign_key_sql(table, column, field, names, cascade: bool) -> str:
-    target = field.target_field
+def _foreign_key_sql(table, field, names, cascade: bool) -> str:
+    column, target = field.column, field.target_field
     statement = sql.SQL(
         "ALTER TABLE {t} {drops}ADD CONSTRAINT {c} FOREIGN KEY ({col}) REFERENCES {rt} ({rc}) "
         + ("ON DELETE CASCADE " if cascade else "")
@@ -206,7 +196,7 @@ def declared_operations() -> list[tuple[str, Operation]]:
         (app_label, operation)
         for (app_label, _name), migration in sorted(loader.disk_migrations.items())
         for operation in migration.operations
-        if isinstance(operation, RowLevelSecurity | CascadeAcrossTenants)
+        if isinstance(operation, _TableOperation)
     ]
 
 
