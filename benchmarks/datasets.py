@@ -75,21 +75,20 @@ def sites(kind: str, tenants: int) -> list[tuple[str, str]]:
 def ensure(kind: str, tenants: int, rebuild: bool = False) -> bool:
     """Make the database named by settings hold ``kind`` with ``tenants``; True if it was built."""
     from django.conf import settings
+    from django.db import connections
 
     from tenants import rls
 
     # With row-level security the owner's connection builds it (the site's may not create).
     spec = f"{kind}:{tenants}:v{DATASET_VERSION}" + (":rls" if rls.enabled() else "")
     db = settings.DATABASES[rls.owner_alias()]
-    postgres = "postgresql" in db["ENGINE"]
+    postgres = connections[rls.owner_alias()].vendor == "postgresql"
     if not rebuild and _recorded_spec(db, postgres) == spec:
         return False
     _recreate_database(db, postgres)
     {"plain": _build_plain, "row": _build_row, "schema": _build_schema, "djt": _build_djt}[kind](
         tenants
     )
-    from django.db import connections
-
     with connections[rls.owner_alias()].cursor() as cursor:
         cursor.execute("CREATE TABLE bench_dataset (spec varchar(100))")
         cursor.execute("INSERT INTO bench_dataset (spec) VALUES (%s)", [spec])
