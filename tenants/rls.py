@@ -275,8 +275,8 @@ def create_role_sql(role: str, attributes: str = "LOGIN") -> str:
 
 
 def ensure_app_role(using: str = OWNER) -> None:
-    """The application role exists and has its grants on ``using``'s database (run by
-    ``migrate`` and ``ensure_database`` with row-level security on)."""
+    """The application role has its grants on ``using``'s database (``migrate`` runs this
+    after every run with row-level security on); :class:`RoleMissing` if it does not exist."""
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role()])
