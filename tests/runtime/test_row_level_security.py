@@ -150,6 +150,20 @@ def test_the_server_session_keeps_no_tenant_for_the_next_client(tenants):
         site.close()
 
 
+def test_the_health_check_needs_no_tenant_and_sees_a_dead_connection(tenants):
+    site = load_backend(connection.settings_dict["ENGINE"]).DatabaseWrapper(
+        connection.settings_dict, "default"
+    )
+    try:
+        with tenant_context(tenants["acme"]):
+            site.ensure_connection()
+            assert site.is_usable()
+            site.connection.close()  # the server went away
+            assert not site.is_usable()
+    finally:
+        site.close()
+
+
 def test_tenants_alternating_in_one_transaction_each_see_their_own(tenants):
     with transaction.atomic():
         for slug in ("acme", "global", "acme"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 
+import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base as postgresql
@@ -44,6 +45,18 @@ class DatabaseWrapper(TransactionStateMixin, postgresql.DatabaseWrapper):
         """``SELECT set_config('tenancy.tenant_id', ..., true); `` for the current tenant."""
         tenant = current_tenant()
         return _NO_TENANT if tenant is None else _tenant_state(tenant.id)
+
+    def is_usable(self):
+        """Django's health check (``SELECT 1``), without the tenant state: it reads no table,
+        and the request's first query would otherwise pay for a second ``set_config``."""
+        if self.connection is None:
+            return False
+        try:
+            with psycopg.Cursor(self.connection) as cursor:
+                cursor.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
 
     def init_connection_state(self):
         super().init_connection_state()
