@@ -52,7 +52,7 @@ class DatabaseWrapper(TransactionStateMixin, postgresql.DatabaseWrapper):
         if self.connection is None:
             return False
         try:
-            with psycopg.Cursor(self.connection) as cursor:
+            with psycopg.ClientCursor(self.connection) as cursor:  # as Django's, unprefixed
                 cursor.execute("SELECT 1")
         except psycopg.Error:
             return False
