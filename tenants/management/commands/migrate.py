@@ -7,8 +7,10 @@ off get their policies (``tenants.rls.reapply_if_missing``). Schema mode uses dj
 command.
 """
 
+from contextlib import contextmanager
+
 from django.core.management.commands import migrate
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from tenants import rls
 
@@ -17,10 +19,26 @@ class Command(migrate.Command):
     help = migrate.Command.help + " With row-level security on: as the owner role (alias owner)."
 
     def handle(self, *args, **options):
-        if rls.enabled() and options["database"] == DEFAULT_DB_ALIAS:
+        if not rls.enabled():
+            return super().handle(*args, **options)
+        if options["database"] == DEFAULT_DB_ALIAS:
             options["database"] = rls.OWNER
-        super().handle(*args, **options)
-        if rls.enabled() and options["database"] == rls.OWNER:
+        # Data migrations that ignore their schema editor's alias (django_tasks_db's RunPython
+        # uses Model.objects) would run as the site's role, which may not touch new tables.
+        with _default_is(connections[options["database"]]):
+            super().handle(*args, **options)
+        if options["database"] == rls.OWNER:
             if rls.reapply_if_missing(rls.OWNER) and options["verbosity"]:
                 self.stdout.write("Row-level security put on tables migrated without it.")
             rls.ensure_app_role(rls.OWNER)
+
+
+@contextmanager
+def _default_is(connection):
+    """The ``default`` alias means ``connection`` for the block (this thread)."""
+    site = connections[DEFAULT_DB_ALIAS]
+    connections[DEFAULT_DB_ALIAS] = connection
+    try:
+        yield
+    finally:
+        connections[DEFAULT_DB_ALIAS] = site

@@ -4,7 +4,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("home", "0003_tenant_column_without_own_index"),
+        ("home", "0004_uploads"),
     ]
 
     operations = [
