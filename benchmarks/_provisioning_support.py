@@ -47,6 +47,7 @@ class Worker:
     def prepare_database(self):
         from django.core.management import call_command
 
+        call_command("ensure_database", verbosity=0)  # row-level security: the site's role
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo_tenants", verbosity=0)
         if self.schema_mode:

@@ -75,22 +75,24 @@ def sites(kind: str, tenants: int) -> list[tuple[str, str]]:
 def ensure(kind: str, tenants: int, rebuild: bool = False) -> bool:
     """Make the database named by settings hold ``kind`` with ``tenants``; True if it was built."""
     from django.conf import settings
+    from django.db import connections
 
-    spec = f"{kind}:{tenants}:v{DATASET_VERSION}"
-    db = settings.DATABASES["default"]
-    postgres = "postgresql" in db["ENGINE"]
+    from tenants import rls
+
+    # With row-level security the owner's connection builds it (the site's may not create).
+    spec = f"{kind}:{tenants}:v{DATASET_VERSION}" + (":rls" if rls.enabled() else "")
+    db = settings.DATABASES[rls.owner_alias()]
+    postgres = connections[rls.owner_alias()].vendor == "postgresql"
     if not rebuild and _recorded_spec(db, postgres) == spec:
         return False
     _recreate_database(db, postgres)
     {"plain": _build_plain, "row": _build_row, "schema": _build_schema, "djt": _build_djt}[kind](
         tenants
     )
-    from django.db import connection
-
-    with connection.cursor() as cursor:
+    with connections[rls.owner_alias()].cursor() as cursor:
         cursor.execute("CREATE TABLE bench_dataset (spec varchar(100))")
         cursor.execute("INSERT INTO bench_dataset (spec) VALUES (%s)", [spec])
-    connection.close()
+    connections.close_all()
     return True
 
 
@@ -158,6 +160,10 @@ def database_url_with_name(url: str, name: str) -> str:
 def _migrate() -> None:
     from django.core.management import call_command
 
+    from tenants import rls
+
+    if rls.enabled():
+        call_command("ensure_database", verbosity=0)  # the site's role, if missing
     call_command("migrate", verbosity=0, interactive=False)
 
 
@@ -172,13 +178,14 @@ def _build_row(tenants: int) -> None:
     from devtools.demo import DEMO_TENANTS
     from home.models import PageContent
     from tenants.provisioning.services import create_tenant
+    from tenants.rls import owner_alias
     from tenants.runtime.context import scopes_disabled
 
     _migrate()
     create_tenant(**DEMO_TENANTS[0])  # the default tenant: the platform's site, on localhost
     made = _bulk_tenants(range(1, tenants + 1))
-    with scopes_disabled():
-        PageContent.objects.bulk_create(
+    with scopes_disabled():  # every tenant's pages at once: the owner's connection
+        PageContent.objects.using(owner_alias()).bulk_create(
             (PageContent(tenant=t, ordering=n, **p) for t in made for n, p in enumerate(PAGES, 1)),
             batch_size=2000,
         )

@@ -56,6 +56,23 @@ def row_variants(tenant_counts: list[int]) -> list[Variant]:
     return variants
 
 
+def row_postgres_variants(postgres_url, tenant_counts) -> list[Variant]:
+    """Row mode on PostgreSQL with row-level security off and on (the default), beside plain
+    Django on PostgreSQL: what the second wall costs (docs/row-level-security.md)."""
+    variants = [
+        Variant("plain Django (PostgreSQL)", "benchmarks.plain.settings",
+                bench_database(postgres_url, "plain"), "plain", 1, baseline=True),
+    ]  # fmt: skip
+    for n in tenant_counts:
+        for rls, suffix in (("false", ""), ("true", "_rls")):
+            variants.append(
+                Variant(f"row PG, {n:,}, RLS {'on' if rls == 'true' else 'off'}",
+                        "config.settings", bench_database(postgres_url, f"row_{n}{suffix}"),
+                        "row", n, env={"TENANCY_ROW_LEVEL_SECURITY": rls})
+            )  # fmt: skip
+    return variants
+
+
 def schema_variants(
     postgres_url, tenant_counts, django_tenants=True, affinity=False
 ) -> list[Variant]:
@@ -131,9 +148,14 @@ def run_group(name, variants, args, port_base) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modes", default="row,schema", help="row, schema or both (row,schema)")
+    parser.add_argument(
+        "--modes",
+        default="row,schema",
+        help="row, schema, row-pg (row mode on PostgreSQL, row-level security off and on)",
+    )
     parser.add_argument("--row-tenants", default="10,10000", help="tenant counts, row mode")
     parser.add_argument("--schema-tenants", default="10,1000", help="schema counts, schema mode")
+    parser.add_argument("--row-pg-tenants", default="10", help="tenant counts, row mode on PG")
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (in-process)")
     parser.add_argument("--requests", type=int, default=100, help="requests per batch")
     parser.add_argument(
@@ -174,6 +196,11 @@ def main(argv=None):
         counts = [int(n) for n in args.schema_tenants.split(",")]
         variants = schema_variants(args.postgres, counts, args.django_tenants, args.affinity)
         figures["schema"] = run_group("Home page, schema mode", variants, args, args.port + 10)
+    if "row-pg" in modes:
+        counts = [int(n) for n in args.row_pg_tenants.split(",")]
+        variants = row_postgres_variants(args.postgres, counts)
+        figures["row-pg"] = run_group("Home page, row mode on PostgreSQL", variants, args,
+                                      args.port + 20)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)

@@ -53,6 +53,8 @@ class Variant:
             TENANCY_SCHEMA_POOL_SIZE="0",  # no spare-schema refills in the background
             PYTHONPATH=str(ROOT),
         )
+        if self.settings != "config.settings":  # plain Django, django-tenants: no such thing
+            env["TENANCY_ROW_LEVEL_SECURITY"] = "false"
         env.update(self.env)
         return env
 

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks import inprocess
 from benchmarks.datasets import postgres_server_url
-from benchmarks.home_page import row_variants, schema_variants
+from benchmarks.home_page import row_postgres_variants, row_variants, schema_variants
 from benchmarks.inprocess import ROOT, Variant
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
@@ -41,7 +41,10 @@ def variants(postgres_url: str) -> dict[str, Variant]:
     plain_pg, schema_10, schema_1000, django_tenants_10, _ = schema_variants(
         postgres_url, [10, 1000]
     )
+    _, row_pg, row_pg_rls = row_postgres_variants(postgres_url, [10])
     return {
+        "row-pg": row_pg,  # row mode on PostgreSQL, row-level security off
+        "row-pg-rls": row_pg_rls,  # and on (the default there)
         "plain": plain_sqlite,
         "row": row_10,
         "plain-pg": plain_pg,
@@ -104,8 +107,9 @@ def main(argv=None):
     parser.add_argument(
         "--variants",
         default="plain,row,plain-pg,schema",
-        help="plain, row, plain-pg, schema, django-tenants (10 tenants or schemas each), "
-        "schema-1000 (1,000 schemas)",
+        help="plain, row, plain-pg, row-pg, row-pg-rls (row mode on PostgreSQL, row-level "
+        "security off/on), schema, django-tenants (10 tenants or schemas each), schema-1000 "
+        "(1,000 schemas)",
     )
     parser.add_argument("--few", type=int, default=50)
     parser.add_argument("--many", type=int, default=300)

@@ -10,7 +10,8 @@ domain, starter content, owner's admin access), as
 * schema mode (PostgreSQL): ours from the spare pool, ours by the template script (pool empty),
   and, in the same run and database, django-tenants' default path (``auto_create_schema``
   running every migration) and its clone path (``TENANT_BASE_SCHEMA`` + ``clone_schema``);
-* row mode, on SQLite and on PostgreSQL.
+* row mode, on SQLite and on PostgreSQL (row-level security on, its default there; and off:
+  ``--modes row-postgres,row-postgres-no-rls``).
 
 Beside it, the whole sign-up request (``POST /api/register/``, with Django's deliberately slow
 PBKDF2 hash) and the hash alone. Each mode runs in a subprocess on a fresh database:
@@ -52,10 +53,11 @@ def recreate(url, drop_only=False):
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def run_mode(label, mode, database_url, options):
+def run_mode(label, mode, database_url, options, extra_env=None):
     print(f"== {label}", file=sys.stderr, flush=True)
     env = {
         **os.environ,
+        **(extra_env or {}),
         "TENANCY_MODE": mode,
         "DATABASE_URL": database_url,
         "PYTHONPATH": str(ROOT),
@@ -101,14 +103,14 @@ def report(title, results, ours_key, others):
         print(row("  of which the PBKDF2 password hash", sign_up["hash"]))
 
 
-def _run_on_fresh_database(title, tenancy_mode, url, options):
+def _run_on_fresh_database(title, tenancy_mode, url, options, extra_env=None):
     """run_mode() on a new database: a temporary SQLite file when ``url`` is None."""
     if url is None:
         with tempfile.TemporaryDirectory() as tmp:
             return run_mode(title, tenancy_mode, f"sqlite:///{tmp}/bench.sqlite3", options)
     recreate(url)
     try:
-        return run_mode(title, tenancy_mode, url, options)
+        return run_mode(title, tenancy_mode, url, options, extra_env)
     finally:
         recreate(url, drop_only=True)
 
@@ -151,9 +153,17 @@ def main():
         ("row-sqlite", "Row mode (SQLite)", "row", None, "ours_row", row_labels),
         (
             "row-postgres",
-            "Row mode (PostgreSQL)",
+            "Row mode (PostgreSQL, row-level security on: the default)",
             "row",
             f"{base[0]}/{base[1]}_bench_row",
+            "ours_row",
+            row_labels,
+        ),
+        (
+            "row-postgres-no-rls",
+            "Row mode (PostgreSQL, TENANCY_ROW_LEVEL_SECURITY=false)",
+            "row",
+            f"{base[0]}/{base[1]}_bench_row_norls",
             "ours_row",
             row_labels,
         ),
@@ -161,7 +171,8 @@ def main():
     for name, title, tenancy_mode, url, baseline, labels in runs:
         if name not in modes:
             continue
-        results = _run_on_fresh_database(title, tenancy_mode, url, options)
+        rls = {"TENANCY_ROW_LEVEL_SECURITY": "false"} if name.endswith("no-rls") else {}
+        results = _run_on_fresh_database(title, tenancy_mode, url, options, rls)
         report(f"{title}: provisioning, user row -> committed live site", results, baseline, labels)
 
 

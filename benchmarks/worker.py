@@ -120,9 +120,15 @@ class Worker:
             return result
         connection.ensure_connection()
         pid = _server_process()
-        with connection.connection.cursor() as cursor:  # raw: no search_path, no schema counted
-            cursor.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
-            contexts = int(cursor.fetchone()[0])
+        import psycopg
+
+        try:
+            with connection.connection.cursor() as cursor:  # raw: no search_path, no schema
+                cursor.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
+                contexts = int(cursor.fetchone()[0])
+        except psycopg.errors.InsufficientPrivilege:  # the role of row-level security's site
+            connection.connection.rollback()
+            contexts = None
         result["backend"] = {"pid": pid, "contexts": contexts, **_proc_status(pid)}
         if self.backend_samples:
             result["backend_peak"] = {

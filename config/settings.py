@@ -208,6 +208,34 @@ else:
 _test_db_default = str(BASE_DIR / "test-db.sqlite3") if "sqlite" in _engine else None
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=_test_db_default)}
 
+# Row-level security (row mode on PostgreSQL; docs/row-level-security.md): PostgreSQL itself
+# admits only the current tenant's rows. DATABASE_URL is then the owner's connection (alias
+# "owner": migrations, and platform code that must see every tenant), and the site connects as
+# DATABASE_APP_URL's role, which neither owns the tables nor bypasses the policies; by default
+# the same server and database as role tenantsite_app (`manage.py ensure_database` creates it).
+TENANCY_ROW_LEVEL_SECURITY = env.bool(
+    "TENANCY_ROW_LEVEL_SECURITY", default=not SCHEMA_MODE and "postgresql" in _engine
+)
+if TENANCY_ROW_LEVEL_SECURITY:
+    if SCHEMA_MODE or "postgresql" not in _engine:
+        raise ImproperlyConfigured(
+            "TENANCY_ROW_LEVEL_SECURITY needs row mode on PostgreSQL (schema mode has schemas)."
+        )
+    _owner = {**DATABASES["default"], "ENGINE": "tenants.backends.rowsecurity", "CONN_MAX_AGE": 0}
+    _owner["OPTIONS"] = {k: v for k, v in _owner.get("OPTIONS", {}).items() if k != "pool"}
+    _owner["TEST"] = dict(_owner["TEST"])
+    _app_url = env("DATABASE_APP_URL", default="")
+    _app = env.db_url_config(_app_url) if _app_url else {"USER": "tenantsite_app", "PASSWORD": ""}
+    DATABASES = {
+        "default": {
+            **DATABASES["default"],
+            **{k: v for k, v in _app.items() if k in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
+            "ENGINE": "tenants.backends.rowsecurity",
+            "DISABLE_SERVER_SIDE_CURSORS": True,  # the tenant is sent per transaction
+        },
+        "owner": _owner,
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches ------------------------------------------------------------------------------------

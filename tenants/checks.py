@@ -15,13 +15,8 @@ def check_tenant_indexes(app_configs=None, **kwargs):
     """
     from tenants.models import TenantOwnedModel
 
-    models_to_check = (
-        apps.get_models()
-        if app_configs is None
-        else [m for config in app_configs for m in config.get_models()]
-    )
     warnings = []
-    for model in models_to_check:
+    for model in _models(app_configs):
         if not issubclass(model, TenantOwnedModel) or model._meta.proxy:
             continue
         if not _has_index_starting_with_tenant(model):
@@ -52,3 +47,40 @@ def _has_index_starting_with_tenant(model) -> bool:
     ]
     leading += [fields[0] for fields in meta.unique_together if fields]
     return "tenant" in leading
+
+
+@checks.register(checks.Tags.models)
+def check_row_level_security(app_configs=None, **kwargs):
+    """tenants.E002: a tenant-owned model's migrations never put the tenant policy on its table
+    (``tenants.rls.RowLevelSecurity``), so with row-level security on, PostgreSQL would not keep
+    its tenants apart (or, policies being forced, would hide its rows from everyone)."""
+    from tenants.models import TenantOwnedModel
+    from tenants.rls import declared_policies
+
+    declared = declared_policies()
+    errors = []
+    for model in _models(app_configs):
+        meta = model._meta
+        if not issubclass(model, TenantOwnedModel) or meta.proxy or not meta.managed:
+            continue
+        if (meta.app_label, meta.model_name) not in declared:
+            errors.append(
+                checks.Error(
+                    f"{meta.label}'s migrations do not put row-level security on its table "
+                    f"{meta.db_table}.",
+                    hint=(
+                        f"Add tenants.rls.RowLevelSecurity({meta.model_name!r}) to the "
+                        f"operations of a migration of {meta.app_label}, after the one that "
+                        "creates the model (docs/row-level-security.md)."
+                    ),
+                    obj=model,
+                    id="tenants.E002",
+                )
+            )
+    return errors
+
+
+def _models(app_configs):
+    if app_configs is None:
+        return apps.get_models()
+    return [m for config in app_configs for m in config.get_models()]

@@ -1,5 +1,7 @@
 """Tenants, their domains, and the base class of every tenant-owned model."""
 
+from contextlib import nullcontext
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -8,7 +10,7 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 from tenants.conf import is_platform_slug, public_schema, schema_mode
 from tenants.internals import ForeignKeyIdAttribute
-from tenants.runtime.context import current_tenant, scopes_disabled
+from tenants.runtime.context import current_tenant, scopes_disabled, tenant_context
 from tenants.runtime.normalize import normalize_host
 from tenants.runtime.scoping import (
     CrossTenantWrite,
@@ -73,8 +75,10 @@ class Tenant(TenantMixin):
 
     def delete(self, *args, **kwargs):
         """Its domains and (row mode) its rows in every tenant-owned table go with it, whatever
-        tenant is active: the delete collector looks for them with the row filter off."""
-        with scopes_disabled():
+        tenant is active: the delete collector looks for them with the row filter off, and in
+        row mode from this tenant's own context, where row-level security shows its rows."""
+        own = tenant_context(self) if self.pk is not None and not schema_mode() else nullcontext()
+        with own, scopes_disabled():
             return super().delete(*args, **kwargs)
 
     @property

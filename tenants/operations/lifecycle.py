@@ -16,7 +16,7 @@ from psycopg import sql
 from tenants import media, postgres
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
-from tenants.runtime.context import no_tenant, scopes_disabled
+from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tenants.runtime.normalize import normalize_host
 from tenants.validators import schema_name_for_slug, tenant_slug_problem
 
@@ -139,7 +139,9 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
             done.append(
                 f"kept its data in schema {archive} (DROP SCHEMA {archive} CASCADE to free it)"
             )
-    with no_tenant(), scopes_disabled():
+    # Row mode: the cascade runs in the tenant's own context, where row-level security lets it
+    # see exactly this tenant's rows. Schema mode: from public (its schema is gone or archived).
+    with no_tenant() if schema_mode() else tenant_context(tenant), scopes_disabled():
         domains = list(tenant.domains.values_list("domain", flat=True))
         Tenant.objects.filter(pk=tenant.pk).delete()
     names = ", ".join(domains) or "none"

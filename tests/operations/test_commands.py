@@ -14,7 +14,7 @@ from accounts.models import Membership
 from home.models import PageContent
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.support.modes import SCHEMA_MODE
+from tests.support.modes import DATABASES_WITH_OWNER, SCHEMA_MODE
 from tests.support.platform import schema_exists
 
 pytestmark = pytest.mark.django_db
@@ -265,8 +265,10 @@ def test_schema_mode_delete_keep_schema_archives_the_data(tenants):
 @pytest.mark.row_only
 def test_row_mode_delete_takes_the_tenants_rows(tenants):
     run("tenants", "delete", "global", "--yes")
-    with scopes_disabled():
+    # Each tenant's own context sees its rows, also with row-level security on.
+    with tenant_context(tenants["global"]), scopes_disabled():
         assert not PageContent.objects.filter(tenant_id=tenants["global"].pk).exists()
+    with tenant_context(tenants["acme"]), scopes_disabled():
         assert PageContent.objects.filter(tenant_id=tenants["acme"].pk).count() == 3
 
 
@@ -352,5 +354,6 @@ def test_run_reports_failures_and_keeps_going_when_asked(capsys):
 
 
 @pytest.mark.row_only
+@pytest.mark.django_db(databases=DATABASES_WITH_OWNER)  # migrations run as the owner
 def test_migrate_in_row_mode_is_plain_migrate():
     assert "Row mode" in run("tenants", "migrate")

@@ -12,6 +12,7 @@
   host, admin log-in over HTTP), and manage(*args, env) for manage.py in another process.
 * ``catalog``: describe_schema(schema) and differences(a, b), to compare two schemas.
 * ``browser``: Chromium and viewport settings of the browser tests.
+* ``rls_probe_urls``: views reading and writing tenant rows past the ORM (row-level security).
 * ``probe_urls``, ``live_settings``, ``migrate_stages``: a URLconf, a settings module and a
   staged-migrations app that tests (and benchmarks/fleet_migrate.py) load by dotted name.
 

@@ -10,6 +10,11 @@ from django.conf import settings
 
 MODE = settings.TENANCY_MODE
 SCHEMA_MODE = MODE == "schema"
+# Row mode on PostgreSQL: PostgreSQL's row-level security on (docs/row-level-security.md).
+ROW_LEVEL_SECURITY = settings.TENANCY_ROW_LEVEL_SECURITY
+# For django_db(databases=...): tests whose code also uses the owner's connection
+# (tenants.rls.owner_alias(), with row-level security on).
+DATABASES_WITH_OWNER = ["default", "owner"] if ROW_LEVEL_SECURITY else ["default"]
 OTHER_MODES_MARKER = "row_only" if SCHEMA_MODE else "schema_only"
 
 

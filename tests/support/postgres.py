@@ -7,22 +7,26 @@ the server's ``postgres`` database.
 from urllib.parse import quote
 
 import psycopg
-from django.db import connection
+from django.db import connections
 from psycopg import sql
 
+from tenants import rls
 
-def server_url() -> str:
-    """postgres://user@host:port of the test database's server, without a database name."""
-    db = connection.settings_dict
+
+def server_url(alias: str | None = None) -> str:
+    """postgres://user@host:port of the test database's server, without a database name, as
+    the role of ``alias``: by default the owner's with row-level security (the site's own role
+    may not create databases; a server given it as DATABASE_URL derives its own)."""
+    db = connections[alias or rls.owner_alias()].settings_dict
     auth = quote(db.get("USER") or "postgres")
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"])
     return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
 
 
-def database_url(name: str) -> str:
-    """The URL of database ``name`` on the test database's server."""
-    return f"{server_url()}/{name}"
+def database_url(name: str, alias: str | None = None) -> str:
+    """The URL of database ``name`` on the test database's server (as ``alias``'s role)."""
+    return f"{server_url(alias)}/{name}"
 
 
 def postgres_rows(url, query, params=None):

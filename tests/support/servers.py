@@ -37,6 +37,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 
+from tenants import rls
 from tests.support.postgres import database_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,20 +75,23 @@ def free_port() -> int:
     raise RuntimeError("no free port in TEST_SERVER_PORTS")
 
 
-def served_database_url() -> str:
-    """DATABASE_URL of the database pytest-django set up (committed data only is visible)."""
+def served_database_url(alias: str | None = None) -> str:
+    """DATABASE_URL of the database pytest-django set up (committed data only is visible), as
+    ``alias``'s role (by default the owner's with row-level security)."""
     if connection.vendor == "sqlite":
         return f"sqlite:///{connection.settings_dict['NAME']}"
-    return database_url(connection.settings_dict["NAME"])
+    return database_url(connection.settings_dict["NAME"], alias)
 
 
 def on_test_database(**extra_env: str) -> dict[str, str]:
     """A server's environment: this run's mode, on its test database, with ``extra_env`` over
     it. It fills no spare-schema pool: the test database is shared by the whole run (the
     background refill is tested in tests/http/test_signup_live.py, on a database of its own)."""
+    app = {"DATABASE_APP_URL": served_database_url("default")} if rls.enabled() else {}
     return {
         "TENANCY_MODE": settings.TENANCY_MODE,
         "DATABASE_URL": served_database_url(),
+        **app,  # row-level security: the site's role (DATABASE_URL is the owner's)
         "TENANCY_SCHEMA_POOL_REFILL": "command",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # uploads go to the tests' temporary directory
         **extra_env,

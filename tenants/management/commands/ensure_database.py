@@ -1,28 +1,43 @@
 import psycopg
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connections
 from psycopg import sql
 
-from tenants import postgres
+from tenants import postgres, rls
 
 
 class Command(BaseCommand):
     help = (
         "Create the configured PostgreSQL database if it does not exist yet (nothing to do on "
-        "SQLite, which creates its file itself)."
+        "SQLite, which creates its file itself). With row-level security on, also the "
+        "application's role if missing (needs a role allowed to create roles, such as the "
+        "local server's postgres)."
     )
 
     def handle(self, *args, **options):
-        if connection.vendor != "postgresql":
+        alias = rls.owner_alias()
+        if connections[alias].vendor != "postgresql":
             return
-        name = connection.settings_dict["NAME"]
+        name = connections[alias].settings_dict["NAME"]
         try:
-            if postgres.database_exists(name):
-                return
-            with postgres.connect(database="postgres") as admin:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            self.stdout.write(f"Created database {name}.")
+            if not postgres.database_exists(name, alias):
+                with postgres.connect(alias, database="postgres") as admin:
+                    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                self.stdout.write(f"Created database {name}.")
+            if rls.enabled():
+                self._ensure_app_role(alias, name)
         except psycopg.OperationalError as error:
             raise CommandError(
                 f"Cannot reach PostgreSQL for database {name!r}: {error}".strip()
             ) from error
+
+    def _ensure_app_role(self, alias, name):
+        role = rls.app_role()
+        with postgres.connect(alias, database=name) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                return
+            try:
+                conn.execute(rls.create_role_sql(role))
+            except psycopg.errors.InsufficientPrivilege as error:
+                raise CommandError(str(rls.RoleMissing(role))) from error
+        self.stdout.write(f"Created the application's database role {role}.")

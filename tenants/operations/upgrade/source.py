@@ -15,7 +15,7 @@ from django.db import models
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 from psycopg import sql
 
-from tenants import postgres
+from tenants import postgres, rls
 from tenants.conf import public_schema
 from tenants.operations.upgrade.errors import UpgradeError
 from tenants.operations.upgrade.tables import Table
@@ -89,6 +89,14 @@ def _open_postgresql(url: str) -> psycopg.Connection:
     conn.read_only = True  # the server refuses any write in these transactions
     # One snapshot for all tables: what is read is a consistent whole.
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    if not rls.sees_every_tenant(conn.cursor()):
+        user = conn.info.user
+        conn.close()
+        raise UpgradeError(
+            f"The source is read as {user!r}, which row-level security keeps from other "
+            "tenants' rows: give --source the row-mode site's owner URL (its DATABASE_URL), "
+            "not the application's."
+        )
     return conn
 
 
