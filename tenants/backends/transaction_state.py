@@ -8,7 +8,7 @@ A database backend keeps what the current tenant needs on the server in one of t
   for the session. Every statement is sent with what the current tenant needs as
   transaction-local settings, in the same message and so the same round trip::
 
-      SET LOCAL search_path = "acme"; SELECT set_config('tenancy.tenant_id', '42', true); <it>
+      SET LOCAL search_path = "acme"; SET LOCAL tenancy.tenant_id = '42'; <it>
 
   Django's psycopg cursors bind parameters on the client, so this goes out as one
   simple-protocol message, which PostgreSQL runs as one transaction when no transaction is open
