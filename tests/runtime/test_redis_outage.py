@@ -5,18 +5,16 @@ Against a real redis-server that the test starts on a loopback port of TEST_SERV
 stops mid-test, and a real gunicorn process on the test database.
 """
 
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
 
 import pytest
-import redis
 
 from tenants.runtime.rediscache import BACKOFF_SECONDS
 from tests.support.servers import free_port, gunicorn, manage, on_test_database, start_server
+from tests.support.services import RedisServer
 
 # A marker of each tenant's home page, from its demo content.
 MARKERS = {
@@ -26,49 +24,10 @@ MARKERS = {
 }
 
 
-class RedisServer:
-    """A private redis-server on a free loopback port: no persistence, stopped and started at
-    will (on the same port)."""
-
-    def __init__(self, tmp_path):
-        if shutil.which("redis-server") is None:
-            pytest.fail("No redis-server: run scripts/test (it installs it) or apt-get install it.")
-        self.port, self.dir, self.process = free_port(), tmp_path, None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def stored_keys(self):
-        return sorted(k.decode() for k in redis.Redis(port=self.port).keys("*"))
-
-
 @pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def redis_server():
+    with RedisServer() as server:
+        yield server
 
 
 class SilentServer:
