@@ -29,7 +29,9 @@ def _base_url():
 class LiveSite:
     def __init__(self, tmp):
         base = _base_url()
-        self.db_name = f"{base.rsplit('/', 1)[1]}_live_{MODE}"
+        # Named after this run's test database, so parallel checkouts never share it.
+        stem = os.environ.get("TEST_DATABASE_NAME") or base.rsplit("/", 1)[1]
+        self.db_name = f"{stem}_live_{MODE}"
         self.db_url = base.rsplit("/", 1)[0] + "/" + self.db_name
         self.port = servers.free_port()
         self.log_dir = tmp
