@@ -47,6 +47,7 @@ from tests.support import postgres
 from tests.support.modes import ROW_LEVEL_SECURITY, SCHEMA_MODE
 from tests.support.servers import REPO, Visitor, gunicorn, manage, start_server
 from tests.support.services import PgBouncer
+from tests.support.worker import WORKER_FLAGS
 
 pytestmark = [
     pytest.mark.skipif(
@@ -100,6 +101,7 @@ class Site:
 
     def through_pooler(self, **extra) -> dict[str, str]:
         env = {**self.direct, "TENANCY_TRANSACTION_POOLER": "true", **extra}
+        env = {key: value for key, value in env.items() if value is not None}  # None: unset
         for key in ("DATABASE_URL", "DATABASE_APP_URL"):
             if key in env:
                 env[key] = _with_port(env[key], self.bouncer.port)
@@ -275,7 +277,7 @@ class Tally:
 
 
 def read(server, tally, tenant):
-    tally.page(tenant, server.get(tenant["host"], "/"))
+    tally.page(tenant, server.request(tenant["host"], "/", timeout=30))
 
 
 def edit(server, tally, tenant, run):
@@ -355,6 +357,15 @@ def test_djangos_own_pool_in_front_of_the_pooler(site, tmp_path):
     load_through_pooler(site, tmp_path, "django pool", DATABASE_POOL="true")
 
 
+@pytest.mark.row_only
+def test_row_mode_without_row_level_security_through_the_pooler(site, tmp_path):
+    """Row mode with TENANCY_ROW_LEVEL_SECURITY=false (Django's own backend, as the owner):
+    the row filter alone, no tenant state on the server at all."""
+    load_through_pooler(
+        site, tmp_path, "no rls", TENANCY_ROW_LEVEL_SECURITY="false", DATABASE_APP_URL=None
+    )
+
+
 @pytest.mark.schema_only
 def test_control_session_level_search_path_leaks_through_the_pooler(site, tmp_path):
     """Without TENANCY_TRANSACTION_POOLER the schema backend sets search_path for the session:
@@ -374,8 +385,8 @@ def test_control_session_level_search_path_leaks_through_the_pooler(site, tmp_pa
 
 def test_sign_up_through_the_pooler(site, tmp_path):
     """A sign-up (schema mode: a spare schema claimed, the pool refilled by the server in the
-    background) and the new owner's log-in, all through the pooler; no advisory lock is left
-    held afterwards."""
+    background), the new owner's log-in and the welcome email's job run by the worker, all
+    through the pooler; no advisory lock is left held afterwards."""
     env = site.through_pooler(TENANCY_SCHEMA_POOL_SIZE="2", TENANCY_SCHEMA_POOL_REFILL="background")
     if SCHEMA_MODE:
         manage("prepare_tenant_schemas", "--spares", "2", env=env)
@@ -407,6 +418,8 @@ def test_sign_up_through_the_pooler(site, tmp_path):
             assert site.rows(query, [name]) == [(name.replace("-", "_"),)]
     finally:
         server.stop()
+    worker = manage("db_worker", "--batch", "-v", "2", *WORKER_FLAGS, env=env)
+    assert f"To: {name}@example.com" in worker.stdout, worker.stdout + worker.stderr
     assert site.advisory_locks() == 0
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
