@@ -45,7 +45,7 @@ from django.db import connection, connections
 
 from tests.support import postgres
 from tests.support.modes import ROW_LEVEL_SECURITY, SCHEMA_MODE
-from tests.support.servers import REPO, Visitor, gunicorn, manage, start_server
+from tests.support.servers import REPO, Response, Visitor, gunicorn, manage, start_server
 from tests.support.services import PgBouncer
 from tests.support.worker import WORKER_FLAGS
 
@@ -63,11 +63,12 @@ pytestmark = [
 
 TENANTS = 40
 CLIENTS = 16
-READ_ROUNDS = 6  # home pages per tenant per run
+READ_ROUNDS = 4  # home pages per tenant per run
 PREFIX = "pooler"
 PASSWORD = "pooler pass phrase 1"  # MD5-hashed (tests.support.live_settings): logins are cheap
 MARKER = re.compile(r"Bench tenant (\d{5}): page|Page 1 of pooler-(\d{5})")
 ADVISORY_KEY = 7_140_014  # any key: the lock tests' own
+SPARES = "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, '_spare_')"
 
 
 # --- The database, the pooler, the server ----------------------------------------------------
@@ -187,9 +188,13 @@ class Site:
             [self.name],
         )[0][0]
 
+    def drop_spares(self) -> None:
+        """Spare schemas the test database held when it was copied: the test counts its own."""
+        for (name,) in self.rows(SPARES.replace("count(*)", "nspname")):
+            self.rows(f'DROP SCHEMA "{name}" CASCADE')
+
     def spares(self) -> int:
-        query = "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, '_spare_')"
-        return self.rows(query)[0][0]
+        return self.rows(SPARES)[0][0]
 
     def serve(self, log_dir: Path, env: dict[str, str]):
         command = gunicorn(
@@ -213,9 +218,11 @@ def _copy_test_database(name: str) -> None:
             try:
                 admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
                 return
-            except psycopg.errors.ObjectInUse:  # a server process of an earlier test exiting
+            except psycopg.errors.ObjectInUse as error:  # an earlier test's server exiting
                 if attempt == 19:
-                    raise
+                    query = "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s"
+                    sessions = admin.execute(query, [source]).fetchall()
+                    raise AssertionError(f"{error}: {sessions}") from error
                 time.sleep(0.25)
 
 
@@ -337,10 +344,10 @@ def assert_isolated(site, tally, server):
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
-def load_through_pooler(site, tmp_path, run, **extra_env) -> None:
+def load_through_pooler(site, tmp_path, run, rounds=READ_ROUNDS, **extra_env) -> None:
     server = site.serve(tmp_path, site.through_pooler(**extra_env))
     try:
-        tally = run_load(server, site, run)
+        tally = run_load(server, site, run, rounds)
     finally:
         server.stop()
     assert_isolated(site, tally, server)
@@ -354,16 +361,15 @@ def test_no_tenant_sees_or_writes_anothers_data_through_the_pooler(site, tmp_pat
 
 
 def test_djangos_own_pool_in_front_of_the_pooler(site, tmp_path):
-    load_through_pooler(site, tmp_path, "django pool", DATABASE_POOL="true")
+    load_through_pooler(site, tmp_path, "django pool", rounds=2, DATABASE_POOL="true")
 
 
 @pytest.mark.row_only
 def test_row_mode_without_row_level_security_through_the_pooler(site, tmp_path):
     """Row mode with TENANCY_ROW_LEVEL_SECURITY=false (Django's own backend, as the owner):
     the row filter alone, no tenant state on the server at all."""
-    load_through_pooler(
-        site, tmp_path, "no rls", TENANCY_ROW_LEVEL_SECURITY="false", DATABASE_APP_URL=None
-    )
+    env = {"TENANCY_ROW_LEVEL_SECURITY": "false", "DATABASE_APP_URL": None}
+    load_through_pooler(site, tmp_path, "no rls", rounds=2, **env)
 
 
 @pytest.mark.schema_only
@@ -389,6 +395,7 @@ def test_sign_up_through_the_pooler(site, tmp_path):
     through the pooler; no advisory lock is left held afterwards."""
     env = site.through_pooler(TENANCY_SCHEMA_POOL_SIZE="2", TENANCY_SCHEMA_POOL_REFILL="background")
     if SCHEMA_MODE:
+        site.drop_spares()
         manage("prepare_tenant_schemas", "--spares", "2", env=env)
         assert site.spares() == 2
     server = site.serve(tmp_path, env)
@@ -466,3 +473,27 @@ def test_prepared_statements_are_refused_behind_the_pooler(site):
         assert done.returncode != 0, option
         assert "prepared statements do not survive a transaction pooler" in done.stderr
     assert manage("check", env=site.through_pooler(), check=False).returncode == 0
+
+
+def test_the_checks_can_fail(site):
+    """A page showing another tenant's marker, a page without its own, and a row kept for one
+    tenant that carries another's are each noticed."""
+    a, b = site.tenants[0], site.tenants[1]
+    tally = Tally()
+    foreign = f"<h2>Bench tenant {a['number']:05d}: page 1</h2> Page 1 of {b['slug']}"
+    tally.page(a, Response(200, None, foreign.encode()))
+    tally.page(a, Response(200, None, b"No content has been published yet."))
+    assert (len(tally.foreign), len(tally.wrong_schema)) == (1, 1)
+    table = f'"{a["schema"]}".home_pagecontent' if SCHEMA_MODE else "home_pagecontent"
+    site.rows(
+        f"INSERT INTO {table} (tenant_id, title, body, ordering, published, updated_at) "
+        "VALUES (%s, %s, '', 9, false, now())",
+        [a["id"], f"Bench tenant {b['number']:05d}: page misplaced"],
+    )
+    try:
+        assert [row[-1] for row in site.misplaced_rows()] == [
+            f"Bench tenant {b['number']:05d}: page misplaced"
+        ]
+    finally:
+        site.rows(f"DELETE FROM {table} WHERE title LIKE '%%: page misplaced'")
+    assert site.misplaced_rows() == []
