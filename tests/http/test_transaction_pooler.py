@@ -8,10 +8,11 @@ statement leaves in its server session is met by another client, usually another
 
 TENANTS bench tenants, each with one page that names it in its title and body (the page lives in
 the tenant's schema, or in its rows), and an owner. CLIENTS threads rotate over them: home pages
-read anonymously, and one admin edit per tenant through a logged-in session (log-in, the change
-form, its POST, the page read back). Every page must show its own tenant's page and no other's;
-no answer may be a 500; every edit must be in the tenant's own data and nowhere else (checked in
-the database afterwards, past the pooler and row-level security).
+read anonymously, and an admin edit per tenant through a logged-in session (log-in, the change
+form, its POST, the page read back; a quarter of the tenants in the variant runs). Every page
+must show its own tenant's page and no other's; no answer may be a 500; every edit must be in
+the tenant's own data and nowhere else (checked in the database afterwards, past the pooler and
+row-level security).
 
 * schema mode: also the same run with the setting off (django-tenants' way: a session-level
   ``SET search_path``, skipped when the connection believes it is set). That control must show
@@ -19,9 +20,11 @@ the database afterwards, past the pooler and row-level security).
 * row mode with row-level security: the tenant is sent as ``SET LOCAL tenancy.tenant_id`` with
   every statement whatever the setting, and nothing is ever set for the session, so there is no
   session-state path to run as a control.
+* row mode without row-level security (Django's own backend, the row filter alone): the same.
 * both: Django's own pool (``DATABASE_POOL``) in front of the same PgBouncer; a sign-up through
   the pooler (schema mode: a spare schema claimed and the pool refilled in the background,
-  under a transaction-level advisory lock).
+  under a transaction-level advisory lock) and its welcome email's job run by a worker through
+  it; options that would make psycopg prepare statements refused.
 
 Everything runs on a copy of the test database (``<name>_pooler``), dropped at the end.
 """
