@@ -148,6 +148,8 @@ def fill(target: int | None = None) -> int:
 def _create_spare_if_short(target: int) -> bool:
     """Make and commit one spare if fewer than ``target`` are ready and no other process is
     filling the pool (a transaction-level advisory lock); whether it made one."""
+    if len(spare_names()) >= target:  # the common case, without a transaction or a script
+        return False
     script = schema_template.current_script()
     with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FILL_LOCK_KEY])

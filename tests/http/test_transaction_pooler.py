@@ -412,6 +412,23 @@ def test_sign_up_through_the_pooler(site, tmp_path):
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
+@pytest.mark.schema_only
+def test_two_fillers_through_the_pooler_make_the_pool_once(site):
+    """Two processes topping the spare-schema pool up at once, through the pooler: the
+    transaction-level lock lets one spare be counted and made at a time, so together they make
+    exactly the pool's size, and leave no lock behind."""
+    site.drop_spares()
+    env = site.through_pooler()
+    with ThreadPoolExecutor(max_workers=2) as both:
+        fillers = [
+            both.submit(manage, "prepare_tenant_schemas", "--spares", "3", env=env)
+            for _ in range(2)
+        ]
+        [filler.result() for filler in fillers]
+    assert site.spares() == 3
+    assert site.advisory_locks() == 0
+
+
 def test_session_advisory_locks_exclude_no_one_behind_the_pooler(site):
     """Why the spare-pool filler takes a transaction-level lock: through a transaction pooler
     two clients share server sessions, so a session-level lock taken by one is held for the
