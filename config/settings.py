@@ -184,6 +184,16 @@ if "sqlite" in _engine:
 if "postgresql" in _engine and TENANCY_TRANSACTION_POOLER:
     # Server-side cursors outlive their transaction, which a transaction pooler cannot keep.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # Nor can it keep prepared statements (PgBouncer 1.18): Django binds on the client and
+    # prepares nothing by default; these two options would undo that.
+    _options = DATABASES["default"].get("OPTIONS", {})
+    if str(_options.get("server_side_binding", "")).lower() in ("true", "1") or (
+        _options.get("prepare_threshold") not in (None, "", "None")
+    ):
+        raise ImproperlyConfigured(
+            "TENANCY_TRANSACTION_POOLER: remove server_side_binding / prepare_threshold from "
+            "DATABASE_URL's options; prepared statements do not survive a transaction pooler."
+        )
 # Connections to PostgreSQL, bounded per server process either way:
 # * a pool (DATABASE_POOL=true; psycopg_pool, Django 5.1+), the default of the servers that run
 #   a thread per request or per ASGI request (runserver: manage.py; ASGI: config/asgi.py): at

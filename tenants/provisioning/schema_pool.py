@@ -10,8 +10,9 @@ Creating a schema with all its relations is slow however it is done; renaming on
   ``nextval`` is never rolled back, so the claim also sets every sequence back to where the
   migrations left it (one ``setval`` each, in the same round trip).
 * :func:`fill` tops the pool up to ``TENANCY_SCHEMA_POOL_SIZE``, one committed spare at a
-  time, one filler per database (a session advisory lock). It runs in a background thread of
-  the process that claimed a spare (``TENANCY_SCHEMA_POOL_REFILL = "background"``) or from
+  time, one filler per database (a transaction-level advisory lock: safe behind PgBouncer).
+  It runs in a background thread of the process that claimed a spare
+  (``TENANCY_SCHEMA_POOL_REFILL = "background"``) or from
   ``manage.py prepare_tenant_schemas`` (cron, deploys).
 
 The fingerprint in the name means spares made for other migrations are never claimed;
@@ -115,38 +116,47 @@ def claim(schema_name: str) -> bool:
 def create_spare() -> str:
     """Make one spare schema from the template script and commit it; returns its name."""
     script = schema_template.current_script()
-    name = f"{spare_prefix(script.fingerprint)}{uuid.uuid4().hex[:16]}"
-    create = postgres.create_schema_sql(name) + ";\n"
     with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(create + script.render(name))
+        return _make_spare(cursor, script)
+
+
+def _make_spare(cursor, script) -> str:
+    name = f"{spare_prefix(script.fingerprint)}{uuid.uuid4().hex[:16]}"
+    cursor.execute(postgres.create_schema_sql(name) + ";\n" + script.render(name))
     return name
 
 
 def fill(target: int | None = None) -> int:
     """Create spares until ``target`` (default: the pool size) are ready; returns how many.
 
-    One filler per database at a time (a session advisory lock): if another process is filling
-    the pool, this returns 0 at once, and that process looks at the pool again before it stops,
-    so spares claimed meanwhile are replaced too.
+    One filler per database at a time: each spare is counted and made in a transaction of its
+    own that holds a transaction-level advisory lock. If another process holds it, this returns
+    at once: that process counts the pool again under the lock before each spare, so spares
+    claimed while it works are replaced too, and two fillers never overshoot the target. Not a
+    session-level lock: behind a transaction pooler (PgBouncer) consecutive statements may run on
+    different server sessions, so a session lock could be left held by a server session that
+    other clients then share (it excludes no one and is never released).
     """
     target = pool_size() if target is None else target
     created = 0
-    for _round in range(3):
-        if target <= 0 or len(spare_names()) >= target:
-            break
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FILL_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                break
-        try:
-            # Bounded, in case sign-ups claim spares as fast as they are made.
-            while len(spare_names()) < target and created < 3 * target:
-                create_spare()
-                created += 1
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_FILL_LOCK_KEY])
+    # Bounded, in case sign-ups claim spares as fast as they are made.
+    while created < 3 * target and _create_spare_if_short(target):
+        created += 1
     return created
+
+
+def _create_spare_if_short(target: int) -> bool:
+    """Make and commit one spare if fewer than ``target`` are ready and no other process is
+    filling the pool (a transaction-level advisory lock); whether it made one."""
+    if len(spare_names()) >= target:  # the common case, without a transaction or a script
+        return False
+    script = schema_template.current_script()
+    with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FILL_LOCK_KEY])
+        if not cursor.fetchone()[0] or len(spare_names()) >= target:
+            return False
+        _make_spare(cursor, script)
+    return True
 
 
 def drop_stale() -> list[str]:
