@@ -12,23 +12,30 @@ import json
 import zipfile
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.db import connection
+from django.db import connection, connections
 from PIL import Image
 
 from accounts.models import Membership
 from home.models import PageContent, SiteSettings
 from tenants import media
 from tenants.models import Tenant
-from tenants.operations.transfer import ArchiveError, export_tenant, import_tenant
+from tenants.operations.transfer import (
+    ArchiveError,
+    export_tenant,
+    import_tenant,
+    remove_tenant_data,
+)
 from tenants.operations.transfer import restore as restore_module
 from tenants.provisioning.services import create_tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
 from tests.support.members import PASSWORD, make_member
 from tests.support.modes import SCHEMA_MODE
+from tests.support.postgres import create_database, database_url, drop_database
 from tests.support.servers import Visitor, manage, on_test_database, start_production_server
 
 SOURCE, COPY, OWNER, EDITOR = "exp-src", "exp-copy", "exp-owner", "exp-editor"
@@ -356,3 +363,76 @@ def test_a_strangers_username_is_never_taken_over(archive, imported, committed_d
     finally:
         with no_tenant():
             User.objects.filter(username=OWNER).update(password=kept)
+
+
+# --- A move between two databases, without the cells machinery ------------------------------------
+
+
+@pytest.fixture
+def second_database(committed_db, tmp_path):
+    """Database alias ``cell2``: a second database on the same server (SQLite: a second file),
+    migrated by the same code, used by the site's own role like ``default``."""
+    conf = dict(connections.settings["default"])
+    if connection.vendor == "sqlite":
+        conf["NAME"] = str(tmp_path / "cell2.sqlite3")
+        url = f"sqlite:///{conf['NAME']}"
+    else:
+        conf["NAME"] = f"{connection.settings_dict['NAME']}_cell2"
+        url = database_url(conf["NAME"])
+        create_database(url)
+    manage("migrate", "-v0", env=on_test_database(DATABASE_URL=url, DATABASE_APP_URL=""))
+    connections.settings["cell2"] = conf
+    try:
+        yield "cell2", url
+    finally:
+        connections["cell2"].close()
+        del connections["cell2"]
+        del connections.settings["cell2"]
+        if connection.vendor != "sqlite":
+            drop_database(url)
+
+
+def _empty_schema_in(url, schema):
+    """What the cells' schema factory will do: the tenant's schema, migrated and empty."""
+    from tenants.provisioning import bulk
+
+    script = bulk.build_blueprint().sql_for(schema)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(script)
+
+
+def test_a_move_keeps_the_tenant_and_leaves_no_copy_behind(
+    archive, imported, second_database, tmp_path
+):
+    """export_tenant from ``default``, import_tenant(keep_identity=True) into ``cell2``, then
+    remove_tenant_data from ``default``: the same tenant (id, slug, files) with its data in
+    cell2 only; the original site untouched."""
+    alias, url = second_database
+    tenant = _tenants(COPY)[COPY]
+    with tenant_context(tenant):
+        titles = sorted(PageContent.objects.values_list("title", flat=True))
+    files = media.tenant_files(tenant.pk)
+    export_tenant(tenant, tmp_path / "move.zip")
+    if SCHEMA_MODE:
+        with pytest.raises(ArchiveError, match="Make the empty schema"):
+            import_tenant(tmp_path / "move.zip", keep_identity=True, using=alias)
+        _empty_schema_in(url, tenant.schema_name)
+    done = import_tenant(tmp_path / "move.zip", keep_identity=True, using=alias)
+    assert done.tenant.pk == tenant.pk and done.files == 0  # the files are already there
+    with pytest.raises(ArchiveError, match="already has"):
+        import_tenant(tmp_path / "move.zip", keep_identity=True, using=alias)
+    remove_tenant_data(tenant, using="default")
+    with tenant_context(tenant):
+        assert sorted(PageContent.objects.using(alias).values_list("title", flat=True)) == titles
+        assert SiteSettings.objects.using(alias).get().tagline == "Carried whole"
+        if not SCHEMA_MODE:
+            assert not PageContent.objects.exists()
+            assert not Membership.objects.exists()
+    if SCHEMA_MODE:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [tenant.schema_name])
+            assert cursor.fetchone() is None
+    assert media.tenant_files(tenant.pk) == files  # shared by both databases: kept
+    again = tmp_path / "source-again.zip"
+    export_tenant(_tenants(SOURCE)[SOURCE], again)
+    assert _manifest(again)["tables"] == _manifest(archive)["tables"]

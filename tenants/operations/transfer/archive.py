@@ -63,7 +63,10 @@ class ArchiveWriter:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise ArchiveError(f"No folder {folder} to write {self.path.name} in.")
-        handle, self._temporary = tempfile.mkstemp(prefix=".export-", dir=folder)
+        try:
+            handle, self._temporary = tempfile.mkstemp(prefix=".export-", dir=folder)
+        except OSError as error:
+            raise ArchiveError(f"Cannot write in {folder}: {error.strerror}.") from None
         os.close(handle)
         self.zip = zipfile.ZipFile(self._temporary, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
 
@@ -133,6 +136,9 @@ class ArchiveReader:
                 f"{self.path} is format version {manifest.get('format_version')}; this platform "
                 f"reads version {FORMAT_VERSION}."
             )
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise ArchiveError(f"{self.path}: its manifest is damaged ({problem}).")
         return manifest
 
     def lines(self, name: str) -> Iterator[bytes]:
@@ -167,3 +173,40 @@ class ArchiveReader:
             raise ArchiveError(f"The archive is damaged: {name} is missing.") from None
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise ArchiveError(f"The archive is damaged: {name} ({error}).") from None
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is missing or malformed in a manifest of this format version, or None."""
+    source = manifest.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("id"), int):
+        return "no source tenant"
+    if not all(isinstance(source.get(k), str) for k in ("slug", "name", "media_prefix")):
+        return "the source tenant has no slug, name or media prefix"
+    if source["media_prefix"] != f"tenants/{source['id']}/":
+        return "the media prefix is not the source tenant's"
+    if not isinstance(manifest.get("migrations"), list):
+        return "no migration state"
+    owner = manifest.get("owner")
+    if owner is not None and not (
+        isinstance(owner, dict) and isinstance(owner.get("username"), str)
+    ):
+        return "the owner has no username"
+    tables, files = manifest.get("tables"), manifest.get("media")
+    if not isinstance(tables, dict) or not isinstance(files, dict):
+        return "no tables or media"
+    for name, info in tables.items():
+        if not (
+            isinstance(info, dict)
+            and isinstance(info.get("rows"), int)
+            and isinstance(info.get("checksum"), str)
+        ):
+            return f"table {name} has no row count or checksum"
+    for name, info in files.items():
+        if not (
+            isinstance(info, dict)
+            and isinstance(info.get("size"), int)
+            and isinstance(info.get("sha256"), str)
+            and set(info) == {"size", "sha256"}
+        ):
+            return f"file {name} has no size or sha256"
+    return None

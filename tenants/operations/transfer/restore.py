@@ -72,6 +72,11 @@ def import_tenant(
             with transaction.atomic(), transaction.atomic(using=using):
                 restorer.tenant = _target_tenant(reader.manifest, slug, domain, name, keep_identity)
                 restorer.run(keep_identity)
+        except (ValueError, TypeError) as error:  # a value the database cannot take
+            restorer.remove_files(new_tenant=not keep_identity)
+            raise ArchiveError(
+                f"The archive holds a value that cannot be stored: {error}"
+            ) from None
         except BaseException:
             restorer.remove_files(new_tenant=not keep_identity)
             raise
@@ -159,12 +164,12 @@ class _Restorer:
         source = self.manifest["source"]
         self.old_prefix = source["media_prefix"]
         self.new_prefix = media.tenant_prefix(self.tenant.pk)
+        if keep_identity:
+            self._check_empty()
         with tenant_context(self.tenant):
             here = migration_state(self.tables, self.using)
             if here != self.manifest["migrations"]:
                 raise ArchiveError(_migrations_differ(self.manifest["migrations"], here))
-            if keep_identity:
-                self._check_empty()
             for table in self.tables:
                 self._write_table(table)
             if schema_mode():
@@ -192,11 +197,23 @@ class _Restorer:
     # --- rows ---
 
     def _check_empty(self):
-        for table in self.tables[1:]:
-            if table.model.objects.using(self.using).exists():
+        """``keep_identity``: the tenant has no data in the target yet (schema mode: its
+        schema there exists, made empty by the caller)."""
+        if schema_mode():
+            from tenants import postgres
+
+            with no_tenant(), connections[self.using].cursor() as cursor:
+                exists = postgres.schema_exists(cursor, self.tenant.schema_name)
+            if not exists:
                 raise ArchiveError(
-                    f"{self.tenant.slug} already has {label(table)} rows in {self.using}."
+                    f"Make the empty schema {self.tenant.schema_name} in {self.using} first."
                 )
+        with tenant_context(self.tenant):
+            for table in self.tables[1:]:
+                if table.model.objects.using(self.using).exists():
+                    raise ArchiveError(
+                        f"{self.tenant.slug} already has {label(table)} rows in {self.using}."
+                    )
 
     def _rows(self, table: Table):
         return decode_rows(table, self.reader.lines(archive.table_member(label(table))))
@@ -215,10 +232,10 @@ class _Restorer:
     def _to_target(self, table: Table, row: tuple) -> dict:
         values = {}
         for f, value in zip(table.fields, row, strict=True):
-            if value is not None and f.primary_key:
-                value = None if self.remap else value
-            elif value is not None and f.is_relation:
+            if value is not None and f.is_relation:  # (a one-to-one primary key too)
                 value = self._target_id(table, f, value)
+            elif value is not None and f.primary_key:
+                value = None if self.remap else value
             elif value and isinstance(f, models.FileField):
                 value = self._file_name(value, self.old_prefix, self.new_prefix)
             values[f.attname] = value
@@ -310,12 +327,12 @@ class _Restorer:
     def _to_archive(self, table: Table, row: tuple, inverse: dict) -> tuple:
         values = []
         for f, value in zip(table.fields, row, strict=True):
-            if value is not None and f.primary_key:
-                value = inverse[label(table)].get(value)
-            elif value is not None and f.name == "tenant":
+            if value is not None and f.name == "tenant":
                 value = self.manifest["source"]["id"] if value == self.tenant.pk else None
             elif value is not None and f.is_relation:
                 value = inverse[f.related_model._meta.label_lower].get(value)
+            elif value is not None and f.primary_key:
+                value = inverse[label(table)].get(value)
             elif value and isinstance(f, models.FileField) and value.startswith(self.new_prefix):
                 value = self.old_prefix + value[len(self.new_prefix) :]
             values.append(value)

@@ -132,12 +132,39 @@ def decode_rows(table: Table, lines: Iterable[bytes]) -> Iterator[tuple]:
             ) from None
 
 
+# What JSON gives for each kind of column; anything else is a damaged or forged archive.
+_JSON_TYPES = {
+    "AutoField": int,
+    "BigAutoField": int,
+    "SmallAutoField": int,
+    "IntegerField": int,
+    "BigIntegerField": int,
+    "SmallIntegerField": int,
+    "PositiveIntegerField": int,
+    "PositiveBigIntegerField": int,
+    "PositiveSmallIntegerField": int,
+    "BooleanField": bool,
+    "CharField": str,
+    "TextField": str,
+    "EmailField": str,
+    "URLField": str,
+    "SlugField": str,
+    "FileField": str,
+    "ImageField": str,
+}
+
+
 def _decode(field: models.Field, value):
     if value is None:
         return None
-    internal = field.get_internal_type()
     if isinstance(field, models.ForeignKey):
         return _decode(field.target_field, value)
+    internal = field.get_internal_type()
+    expected = _JSON_TYPES.get(internal)
+    if expected is not None and (
+        not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+    ):
+        raise ValueError(f"{field.name} is {value!r}, not a {expected.__name__}")
     parse = {"DateTimeField": parse_datetime, "DateField": parse_date, "TimeField": parse_time}
     if internal in parse:
         parsed = parse[internal](value)
