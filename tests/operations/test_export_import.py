@@ -9,12 +9,13 @@ with exit status 1 and leave nothing behind.
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import psycopg
 import pytest
-from django.conf import settings
+from django.conf import global_settings, settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection, connections
@@ -32,8 +33,9 @@ from tenants.operations.transfer import (
 )
 from tenants.operations.transfer import restore as restore_module
 from tenants.provisioning.services import create_tenant
+from tenants.runtime import resolution
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
-from tests.support.members import PASSWORD, make_member
+from tests.support.members import PASSWORD, make_member, signed_in
 from tests.support.modes import SCHEMA_MODE
 from tests.support.postgres import create_database, database_url, drop_database
 from tests.support.servers import Visitor, manage, on_test_database, start_production_server
@@ -436,3 +438,52 @@ def test_a_move_keeps_the_tenant_and_leaves_no_copy_behind(
     again = tmp_path / "source-again.zip"
     export_tenant(_tenants(SOURCE)[SOURCE], again)
     assert _manifest(again)["tables"] == _manifest(archive)["tables"]
+
+
+# --- Between the modes --------------------------------------------------------------------------
+
+SIGN_UP = f"""
+from django.contrib.auth import get_user_model
+user = get_user_model()(username="xmode-owner", email="xmode@example.com")
+user.set_password("{PASSWORD}")
+user.save()  # provisions the site xmode-owner: starter pages, the owner's access
+"""
+
+
+@pytest.fixture
+def other_mode_archive(committed_db, tmp_path):
+    """An archive made by the other mode: a signed-up site of a row-mode SQLite database in
+    the schema-mode pass, of a schema-mode PostgreSQL database in the row-mode passes."""
+    if SCHEMA_MODE:
+        env = {"TENANCY_MODE": "row", "DATABASE_URL": f"sqlite:///{tmp_path / 'row.sqlite3'}"}
+    else:
+        server = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/x")
+        name = Path(str(connection.settings_dict["NAME"])).stem.replace("-", "_") + "_schema"
+        env = {"TENANCY_MODE": "schema", "DATABASE_URL": f"{server.rsplit('/', 1)[0]}/{name}"}
+        create_database(env["DATABASE_URL"])
+    env |= {"TENANCY_ROW_LEVEL_SECURITY": "false", "MEDIA_ROOT": str(tmp_path / "media")}
+    try:
+        manage("migrate", "-v0", env=env)
+        manage("shell", "-c", SIGN_UP, env=env)
+        manage("tenants", "export", "xmode-owner", str(tmp_path / "xmode.zip"), env=env)
+        yield tmp_path / "xmode.zip"
+    finally:
+        if not SCHEMA_MODE:
+            drop_database(env["DATABASE_URL"])
+        _remove("xmode-in")
+        with no_tenant(), scopes_disabled():
+            get_user_model().objects.filter(username="xmode-owner").delete()
+
+
+def test_an_archive_of_the_other_mode_imports(other_mode_archive, settings):
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # the other process's hash
+    assert _manifest(other_mode_archive)["mode"] == ("row" if SCHEMA_MODE else "schema")
+    done = import_tenant(other_mode_archive, slug="xmode-in")
+    assert done.tables["home.pagecontent"]["rows"] == 3  # the starter pages
+    with tenant_context(done.tenant):
+        assert PageContent.objects.count() == 3
+        assert Membership.objects.get().user.username == "xmode-owner"
+    with no_tenant():
+        assert done.tenant.owner.username == "xmode-owner"
+    resolution.invalidate()
+    signed_in("xmode-in.localhost", "xmode-owner")  # asserts the owner gets in
