@@ -66,6 +66,11 @@ def import_tenant(
     the archive's; any other is refused, or with ``rename_users`` the archive's account is
     created as ``<username>-<slug>``. Raises ``ArchiveError``, with nothing left behind.
     """
+    if schema_mode() and using != "default" and not keep_identity:
+        raise ArchiveError(
+            "Schema mode: a new tenant's schema is made in the default database; import into "
+            "another database with keep_identity, into a schema made there first."
+        )
     with archive.ArchiveReader(path) as reader:
         tables = carried_tables()
         check_archive(reader, tables)

@@ -77,13 +77,20 @@ def carried_tables() -> list[Table]:
                     )
     ordered: list[type[models.Model]] = []
     while len(ordered) < len(owned):  # each model after those it points at
-        for model in owned:
-            if model not in ordered and all(
+        ready = [
+            model
+            for model in owned
+            if model not in ordered
+            and all(
                 f.related_model in ordered or f.related_model is User or f.name == "tenant"
                 for f in model._meta.concrete_fields
                 if f.is_relation
-            ):
-                ordered.append(model)
+            )
+        ]
+        if not ready:
+            cycle = ", ".join(m._meta.label for m in owned if m not in ordered)
+            raise ArchiveError(f"{cycle} point at each other; no order to restore them in.")
+        ordered += ready
     return [user_table()] + [Table(m, tuple(m._meta.concrete_fields)) for m in ordered]
 
 
