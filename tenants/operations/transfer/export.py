@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -33,15 +34,14 @@ def export_tenant(tenant: Tenant, path: str | Path, *, using: str = "default") -
     returns the manifest. The file appears whole or not at all.
 
     On PostgreSQL the rows are read in one repeatable-read transaction: a consistent copy even
-    while the site is written to. Files are read after the rows (stop uploads, or deactivate the
-    tenant, for a copy where both agree to the second).
+    while the site is written to (on SQLite, stop writes for that). Files are read after the
+    rows (stop uploads, or deactivate the tenant, for a copy where both agree to the second).
     """
     if tenant.is_default:
         raise ArchiveError("The platform's own site holds the platform's data; it is not exported.")
     tables = carried_tables()
     with archive.ArchiveWriter(path) as out:
-        with tenant_context(tenant), transaction.atomic(using=using):
-            _snapshot(using)
+        with tenant_context(tenant), _snapshot(using):
             summary = {label(t): _write_table(out, t, _rows_of(t, tenant, using)) for t in tables}
             migrations = migration_state(tables, using)
         files = _write_media(out, tenant)
@@ -62,11 +62,18 @@ def export_tenant(tenant: Tenant, path: str | Path, *, using: str = "default") -
     return summary
 
 
+@contextmanager
 def _snapshot(using: str):
+    """PostgreSQL: one read-only repeatable-read transaction, a consistent copy that blocks no
+    one. SQLite: none (its transactions here take the write lock, which would stop every
+    site's writes for the export's length); each table is read at once."""
     connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 def _rows_of(table: Table, tenant: Tenant, using: str):
