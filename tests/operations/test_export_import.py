@@ -487,3 +487,16 @@ def test_an_archive_of_the_other_mode_imports(other_mode_archive, settings):
         assert done.tenant.owner.username == "xmode-owner"
     resolution.invalidate()
     signed_in("xmode-in.localhost", "xmode-owner")  # asserts the owner gets in
+
+
+def test_exports_that_cannot_be_made_are_clear_errors(source, committed_db, tmp_path):
+    cases = [
+        (["nosuch", str(tmp_path / "a.zip")], "No tenant 'nosuch'"),
+        ([SOURCE, str(tmp_path / "missing" / "a.zip")], "No folder"),
+        (["default", str(tmp_path / "a.zip")], "platform's own site"),
+    ]
+    for args, message in cases:
+        done = manage("tenants", "export", *args, env=on_test_database(), check=False)
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no archive, not even a half-written one
