@@ -15,6 +15,8 @@ security first in row mode), and gunicorn with several threads on it:
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -247,6 +249,25 @@ def test_a_statement_blocked_by_a_lock_answers_503_within_the_timeout(site, tmp_
     finally:
         server.stop()
     assert "Traceback" not in server.log_text()
+
+
+def test_a_server_that_accepts_but_never_answers_is_503_after_the_connect_timeout(site, tmp_path):
+    """The postmaster frozen (SIGSTOP): connections are accepted by the kernel, never answered;
+    DATABASE_CONNECT_TIMEOUT ends the wait (a refused connection fails at once)."""
+    cluster, env = site
+    server = _serve(env, tmp_path, workers=1, CONN_MAX_AGE="0")  # a connection per request
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        response, seconds = _timed_get(server, "acme.localhost")
+    finally:
+        os.kill(postmaster, signal.SIGCONT)
+    try:
+        assert response.status == 503 and CONNECT_TIMEOUT - 0.5 < seconds < CONNECT_TIMEOUT + SLACK
+        assert "Temporarily unavailable" in response.text
+        assert _served_right(server.request("acme.localhost", "/"), "acme")
+    finally:
+        server.stop()
 
 
 def test_a_command_against_a_stopped_cluster_is_one_line(site):
