@@ -28,6 +28,7 @@ how many more requests failed meanwhile; the request is not logged again by ``dj
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
@@ -36,6 +37,7 @@ from django.conf import settings
 from django.db import Error as DjangoDatabaseError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 
 from tenants.runtime.context import tenant_context
 
@@ -95,6 +97,16 @@ def response(request, exception: BaseException) -> HttpResponse:
     answer["Cache-Control"] = "no-store"
     answer._has_been_logged = True  # django.request would log every request at ERROR
     return answer
+
+
+def server_error(request):
+    """``handler500``: the 503 page when the error being handled is an outage raised outside
+    the view (a middleware's own query, such as saving the session), where the middleware's
+    ``process_exception`` does not see it; Django's 500 page for everything else."""
+    exception = sys.exc_info()[1]
+    if exception is not None and is_unavailable(exception):
+        return response(request, exception)
+    return defaults.server_error(request)
 
 
 def _page(request, branding, site_name) -> str:

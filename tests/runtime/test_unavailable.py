@@ -154,3 +154,17 @@ def test_a_failing_host_lookup_is_a_503_in_the_plain_look(db):
         response = middleware(RequestFactory().get("/", HTTP_HOST="cold.localhost"))
     assert response.status_code == 503
     assert "<title>Temporarily unavailable</title>" in response.content.decode()
+
+
+def test_an_outage_outside_the_view_is_a_503_and_a_bug_a_500(tenants):
+    """handler500 (an error raised by a middleware, which process_exception does not see)."""
+    request = RequestFactory().get("/", HTTP_HOST="acme.localhost")
+    request.tenant = tenants["acme"]
+    try:
+        raise _wrapped(_refused())
+    except OperationalError:
+        assert unavailable.server_error(request).status_code == 503
+    try:
+        raise _wrapped(psycopg.errors.UniqueViolation("duplicate key"), IntegrityError)
+    except IntegrityError:
+        assert unavailable.server_error(request).status_code == 500
