@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -88,10 +89,17 @@ def _brand_acme(cluster):
     )
 
 
-def _serve(env, tmp_path, workers=2, **extra):
-    command = gunicorn(f"--workers={workers}", "--threads=4", "--graceful-timeout=2")
+UVICORN = [str(Path(sys.executable).with_name("uvicorn")), "config.asgi:application"]
+
+
+def _serve(env, tmp_path, workers=2, asgi=False, **extra):
+    if asgi:  # a thread per request, connections from the pool (config/asgi.py)
+        command = [*UVICORN, "--host=127.0.0.1", "--port={port}", f"--workers={workers}"]
+    else:
+        command = gunicorn(f"--workers={workers}", "--threads=4", "--graceful-timeout=2")
+        command.append("--no-control-socket")
     return start_server(
-        [*command, "--no-control-socket"],
+        command,
         env={**env, **extra},
         log_dir=tmp_path,
         ready_path="/static/home/site.css",
@@ -181,6 +189,7 @@ POOL = {"DATABASE_POOL": "true", "DATABASE_POOL_TIMEOUT": "2"}
         ("persistent", {}, CONNECT_TIMEOUT, 0),
         # Long enough for psycopg_pool's retry delay to grow (1, 2, 4, 8 s ...).
         ("pool", POOL, 2, 20),
+        ("asgi", {"DATABASE_POOL_TIMEOUT": "2", "asgi": True}, 2, 0),  # uvicorn, its pool
     ],
 )
 def test_a_restart_is_503s_then_the_right_tenants_again(
