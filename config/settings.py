@@ -209,7 +209,15 @@ if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=4),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),  # waiting for a connection
         "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=600.0),
+        # A failed connection attempt is retried with a growing delay (1, 2, 4 ... s) for this
+        # long, then the next request starts over at once: after an outage of any length the
+        # pool is back within about this many seconds (psycopg_pool's default, 300, could make
+        # a long outage's recovery take minutes).
+        "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=4.0),
     }
+    # Each checkout is checked (an empty query): after a PostgreSQL restart the pool replaces
+    # its dead connections instead of handing them to requests.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -245,6 +253,30 @@ if TENANCY_ROW_LEVEL_SECURITY:
         },
         "owner": _owner,
     }
+
+# Outages and slow queries (docs/operations.md#database-outages): no request waits for ever.
+# A connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (every process). In server
+# processes (SERVER_PROCESS, set by config/wsgi.py, config/asgi.py and `manage.py runserver`) a
+# statement is cancelled after DATABASE_STATEMENT_TIMEOUT seconds (0: never); commands
+# (migrations, fleet operations, job workers) get no statement timeout unless run with
+# SERVER_PROCESS=true. Either way the request answers the 503 page (tenants.runtime.unavailable).
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+SERVER_PROCESS = env.bool("SERVER_PROCESS", default=False)
+DATABASE_STATEMENT_TIMEOUT = (
+    env.float("DATABASE_STATEMENT_TIMEOUT", default=20.0) if SERVER_PROCESS else 0.0
+)
+for _alias in DATABASES.values():
+    if "postgresql" in _alias["ENGINE"] or "rowsecurity" in _alias["ENGINE"]:
+        _options = _alias.setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+        _ms = round(DATABASE_STATEMENT_TIMEOUT * 1000)
+        if _ms and TENANCY_TRANSACTION_POOLER:
+            # PgBouncer does not pass startup options on: the timeout rides with the tenant
+            # state in every statement's SET LOCAL prefix (tenants.backends.transaction_state).
+            _alias["STATEMENT_TIMEOUT_MS"] = _ms
+        elif _ms:
+            _options["options"] = f"{_options.get('options', '')} -c statement_timeout={_ms}"
+            _options["options"] = _options["options"].strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

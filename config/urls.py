@@ -42,3 +42,7 @@ urlpatterns = [
     path("media/<path:name>", serve_media, name="media"),
     path("", include("accounts.urls")),
 ]
+
+# Django's 500 page, except for a database outage raised outside a view
+# (tenants.runtime.unavailable).
+handler500 = "tenants.runtime.unavailable.server_error"
