@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection
 
+from tenants.models import Tenant
 from tenants.runtime.context import tenant_context
 from tests.support.modes import SCHEMA_MODE
 from tests.support.servers import manage, on_test_database
@@ -62,9 +63,11 @@ def test_the_statement_timeout_reaches_server_processes_only(django_db_setup, en
 
 
 @pytest.mark.schema_only
-@pytest.mark.django_db(transaction=True)
-def test_a_killed_connection_reconnects_in_the_same_tenants_schema(tenants):
-    with tenant_context(tenants["acme"]):
+def test_a_killed_connection_reconnects_in_the_same_tenants_schema(committed_db):
+    # Outside a test transaction (the kill would break it), and not a transactional test:
+    # its flush at the end would empty the database the whole run shares.
+    acme = Tenant.objects.get(slug="acme")
+    with tenant_context(acme):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_schemas(false), pg_backend_pid()")
             schemas, pid = cursor.fetchone()
