@@ -55,6 +55,7 @@ class Variant:
     rps: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
+    cpu_ms: dict[str, list[float]] = field(default_factory=dict)  # per request, per batch
 
 
 def prepare_plain(stack: stacks.Stack) -> None:
@@ -120,7 +121,17 @@ async def load(variant: Variant, clients: int, seconds: float, cursor) -> tuple[
     return len(latencies) / (time.monotonic() - began), latencies
 
 
-async def measure(all_variants, args) -> float:
+def cpu_snapshot(stack: stacks.Stack, variant: Variant) -> dict[str, float]:
+    """CPU seconds so far of the variant's gunicorn (master and workers), PgBouncer and the
+    PostgreSQL cluster; measured around each batch (one variant runs at a time)."""
+    return {
+        "app": stacks.tree_cpu_seconds(variant.server.process.pid),
+        "pgbouncer": stacks.tree_cpu_seconds(stack.bouncer.process.pid),
+        "postgres": stacks.tree_cpu_seconds(stacks.postmaster_pid(stack)),
+    }
+
+
+async def measure(stack: stacks.Stack, all_variants, args) -> float:
     cursor = itertools.count()
     for variant in all_variants:  # every site once, then a short run
         print(f"  warming {variant.label}", file=sys.stderr, flush=True)
@@ -135,9 +146,14 @@ async def measure(all_variants, args) -> float:
     for round_number in range(args.rounds):
         rng.shuffle(order)
         for variant in order:
+            before = cpu_snapshot(stack, variant)
             rps, latencies = await load(variant, args.clients, args.seconds, cursor)
+            after = cpu_snapshot(stack, variant)
             variant.rps.append(rps)
             variant.latencies_ms += latencies
+            for part in before:
+                spent = (after[part] - before[part]) * 1000 / len(latencies)
+                variant.cpu_ms.setdefault(part, []).append(spent)
         print(f"  round {round_number + 1}/{args.rounds}", file=sys.stderr, flush=True)
     return (time.process_time() - cpu) / max(stacks.machine_cpu()[0] - busy, 1e-9)
 
@@ -150,7 +166,9 @@ def report(all_variants, client_share: float, args) -> dict:
         f"{args.clients} clients; {args.rounds} rounds x {args.seconds} s, interleaved"
     )
     print(f"  {'variant':<28}{'req/s':>8}{'x plain':>9}{'paired':>8}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'failed':>8}")  # fmt: skip
+          f"{'failed':>8}   CPU ms per request: {'app':>6}{'bouncer':>8}{'pg':>6}{'total':>7}"
+          f"{'x plain':>8}")  # fmt: skip
+    base_cpu = _cpu_medians(base)
     figures = {}
     for v in all_variants:
         median = statistics.median(v.rps)
@@ -158,8 +176,11 @@ def report(all_variants, client_share: float, args) -> dict:
         p50 = statistics.median(v.latencies_ms)
         p99 = statistics.quantiles(v.latencies_ms, n=100)[98]
         ratio = median / statistics.median(base.rps)
+        cpu = _cpu_medians(v)
+        cpu_ratio = cpu["total"] / base_cpu["total"]
         print(f"  {v.label:<28}{median:>8.0f}{ratio:>9.3f}{paired:>8.3f}{p50:>8.1f}{p99:>8.1f}"
-              f"{v.failures:>8}")  # fmt: skip
+              f"{v.failures:>8}{'':>22}{cpu['app']:>6.2f}{cpu['pgbouncer']:>8.2f}"
+              f"{cpu['postgres']:>6.2f}{cpu['total']:>7.2f}{cpu_ratio:>8.3f}")  # fmt: skip
         figures[v.label] = {
             "req_per_s_median": round(median, 1),
             "req_per_s_rounds": [round(r, 1) for r in v.rps],
@@ -168,9 +189,18 @@ def report(all_variants, client_share: float, args) -> dict:
             "p50_ms": round(p50, 1),
             "p99_ms": round(p99, 1),
             "failed": v.failures,
+            "cpu_ms_per_request_medians": {k: round(x, 3) for k, x in cpu.items()},
+            "cpu_per_request_ratio_to_plain_pgbouncer": round(cpu_ratio, 3),
         }
     print(f"  client's share of the machine's busy CPU: {client_share:.1%}")
     return figures
+
+
+def _cpu_medians(variant: Variant) -> dict[str, float]:
+    """Median CPU ms per request of each part; total: the median of the batches' sums."""
+    medians = {part: statistics.median(values) for part, values in variant.cpu_ms.items()}
+    medians["total"] = statistics.median(map(sum, zip(*variant.cpu_ms.values(), strict=True)))
+    return medians
 
 
 def main(argv=None):
@@ -181,8 +211,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--pool-size", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--redis", action="store_true", help="ours with CACHE_URL = the Redis")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -198,7 +228,7 @@ def main(argv=None):
                 v.server = stacks.start_gunicorn(
                     v.env, log_dir, workers=args.workers, threads=args.threads
                 )
-            client_share = asyncio.run(measure(all_variants, args))
+            client_share = asyncio.run(measure(stack, all_variants, args))
         finally:
             for v in all_variants:
                 if v.server is not None:
