@@ -133,7 +133,8 @@ class PostgresCluster(_Service):
 class PgBouncer(_Service):
     """PgBouncer in front of a PostgreSQL server, in ``pool_mode`` (transaction by default)
     with ``pool_size`` server connections per database and user: the deployment where
-    consecutive transactions of one client land on different server connections."""
+    consecutive transactions of one client land on different server connections. ``settings``
+    adds lines to its ``[pgbouncer]`` section (``{"server_login_retry": "1"}``)."""
 
     def __init__(
         self,
@@ -143,6 +144,7 @@ class PgBouncer(_Service):
         pool_mode: str = "transaction",
         server_host: str = "127.0.0.1",
         max_client_conn: int = 1000,
+        settings: dict[str, str] | None = None,
     ):
         self.port = free_port()
         self.directory = _private_directory("tenantsite-pgbouncer-")
@@ -162,6 +164,7 @@ class PgBouncer(_Service):
             "server_reset_query =\n"  # as in transaction mode: no DISCARD ALL between clients
             "ignore_startup_parameters = extra_float_digits,options\n"
             f"logfile = {self.directory / 'pgbouncer.log'}\n"
+            + "".join(f"{name} = {value}\n" for name, value in (settings or {}).items())
         )
         (self.directory / "users.txt").write_text(
             '"postgres" ""\n"tenantsite_owner" ""\n"tenantsite_app" ""\n'
