@@ -27,7 +27,7 @@ def connect(
         params.pop(key, None)
     if database is not None:
         params["dbname"] = database
-    return psycopg.connect(**params, autocommit=autocommit, **kwargs)
+    return psycopg.connect(**{**params, **kwargs}, autocommit=autocommit)
 
 
 def connect_url(url: str, **kwargs) -> psycopg.Connection:
