@@ -9,6 +9,8 @@ def main():
         # A thread per request: connections from a bounded pool, not one kept per thread
         # (config/settings.py, DATABASE_POOL).
         os.environ.setdefault("DATABASE_POOL", "true")
+        # A server: statements get DATABASE_STATEMENT_TIMEOUT (commands do not).
+        os.environ.setdefault("SERVER_PROCESS", "true")
     from django.core.management import execute_from_command_line
     from django.db import OperationalError, connections
 

@@ -200,6 +200,9 @@ if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),  # waiting for a connection
         "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=600.0),
     }
+    # Each checkout is checked (an empty query): after a PostgreSQL restart the pool replaces
+    # its dead connections instead of handing them to requests.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -260,6 +263,30 @@ if _cells:
     DATABASES.update(_cell_databases)
     TENANCY_CELLS = {alias.removeprefix("cell_"): alias for alias in _cell_databases}
     DATABASE_ROUTERS = ["tenants.cells.CellRouter", *DATABASE_ROUTERS]
+
+# Outages and slow queries (docs/operations.md#database-outages): no request waits for ever.
+# A connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (every process). In server
+# processes (SERVER_PROCESS, set by config/wsgi.py, config/asgi.py and `manage.py runserver`) a
+# statement is cancelled after DATABASE_STATEMENT_TIMEOUT seconds (0: never); commands
+# (migrations, fleet operations, job workers) get no statement timeout unless run with
+# SERVER_PROCESS=true. Either way the request answers the 503 page (tenants.runtime.unavailable).
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+SERVER_PROCESS = env.bool("SERVER_PROCESS", default=False)
+DATABASE_STATEMENT_TIMEOUT = (
+    env.float("DATABASE_STATEMENT_TIMEOUT", default=20.0) if SERVER_PROCESS else 0.0
+)
+for _alias in DATABASES.values():
+    if "postgresql" in _alias["ENGINE"] or "rowsecurity" in _alias["ENGINE"]:
+        _options = _alias.setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+        _ms = round(DATABASE_STATEMENT_TIMEOUT * 1000)
+        if _ms and TENANCY_TRANSACTION_POOLER:
+            # PgBouncer does not pass startup options on: the timeout rides with the tenant
+            # state in every statement's SET LOCAL prefix (tenants.backends.transaction_state).
+            _alias["STATEMENT_TIMEOUT_MS"] = _ms
+        elif _ms:
+            _options["options"] = f"{_options.get('options', '')} -c statement_timeout={_ms}"
+            _options["options"] = _options["options"].strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

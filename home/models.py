@@ -111,6 +111,12 @@ class SiteSettings(TenantOwnedModel):
             cache.set(cls.CACHE_KEY, settings, cls.CACHE_SECONDS)
         return settings
 
+    @classmethod
+    def cached(cls) -> "SiteSettings | None":
+        """The current tenant's settings if the cache holds them, else None: never a query
+        (the 503 page, shown when the database is unavailable)."""
+        return cache.get(cls.CACHE_KEY)
+
     # --- What templates use ----------------------------------------------------------------
 
     @property

@@ -114,8 +114,24 @@ class TransactionStateMixin:
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         if self.transaction_state:
-            connection._tenancy_state = self.tenant_state
+            connection._tenancy_state = self._statement_state()
         return connection
+
+    def _statement_state(self):
+        """``tenant_state``, behind ``SET LOCAL statement_timeout`` when the alias has one
+        (``STATEMENT_TIMEOUT_MS``, set by config/settings.py behind a transaction pooler, which
+        does not pass the startup ``options`` of a direct connection on)."""
+        timeout = self.settings_dict.get("STATEMENT_TIMEOUT_MS")
+        if not timeout:
+            return self.tenant_state
+        timeout_sql = f"SET LOCAL statement_timeout = {int(timeout)}; "
+        tenant_state = self.tenant_state
+
+        def state():
+            prefix, count, is_platform = tenant_state()
+            return timeout_sql + prefix, count + 1, is_platform
+
+        return state
 
     def tenant_state(self) -> tuple[str, int, bool]:
         """``(SQL to send before the statement, how many statements it holds, whether it is

@@ -8,7 +8,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-from tenants.runtime import resolution
+from tenants.runtime import resolution, unavailable
 from tenants.runtime.context import activate, deactivate
 from tenants.runtime.hosts import accept_host, reset_accepted_host
 from tenants.runtime.normalize import parse_host_header
@@ -21,6 +21,8 @@ class TenantMiddleware:
       (cached, see tenants.runtime.resolution);
     * an unknown host gets the default tenant or a 404, by ``TENANCY_UNKNOWN_HOST``;
     * an inactive tenant gets a clear 403 page; a malformed Host a 400 — never a 500;
+    * a database that is unavailable (down, restarting, a statement timeout), whether in the
+      host lookup or anywhere in the view, gets the 503 page (tenants.runtime.unavailable);
     * the accepted host is the only one Django's ``get_host()`` will accept for this request, and
       for a fallback request it is the default tenant's own domain, never the raw Host.
     """
@@ -43,7 +45,7 @@ class TenantMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         host_key, host, port = _request_host(request, self.parse_host)
-        outcome = _resolve(host)
+        outcome = _resolve_or_unavailable(request, host)
         if isinstance(outcome, HttpResponse):
             return outcome
         tokens = _enter_request(request, outcome, host_key, port)
@@ -53,16 +55,21 @@ class TenantMiddleware:
             _exit_request(tokens)
 
     def process_exception(self, request, exception):
-        """A tenant deleted since this process looked its host up (before the next
-        revalidation, see tenants.runtime.resolution) may have lost its schema: its queries
-        fail. That is "site not found", never a 500."""
+        """The database is unavailable (any alias): the 503 page. Otherwise a tenant deleted
+        since this process looked its host up (before the next revalidation, see
+        tenants.runtime.resolution) may have lost its schema: its queries fail. That is "site
+        not found", never a 500. An outage is never taken for a deleted tenant."""
+        if unavailable.is_unavailable(exception):
+            return unavailable.response(request, exception)
         tenant = getattr(request, "tenant", None)
         if tenant is None or not isinstance(exception, DatabaseError):
             return None
         try:
             if resolution.tenant_exists(tenant):
                 return None
-        except DatabaseError:
+        except DatabaseError as error:
+            if unavailable.is_unavailable(error):
+                return unavailable.response(request, error)
             return None  # the database itself is failing: nothing to say about the tenant
         resolution.invalidate()
         return _error_page(404, "Site not found", "No site is configured for this address.")
@@ -71,7 +78,7 @@ class TenantMiddleware:
         host_key, host, port = _request_host(request, self.parse_host)
         outcome = _resolve_cached(host)
         if outcome is None:  # cold cache: the lookup needs the database, off the event loop
-            outcome = await sync_to_async(_resolve)(host)
+            outcome = await sync_to_async(_resolve_or_unavailable)(request, host)
         if isinstance(outcome, HttpResponse):
             return outcome
         tokens = _enter_request(request, outcome, host_key, port)
@@ -96,6 +103,16 @@ def _resolve_cached(host):
     if host is not None and not resolution.is_cached(host):
         return None
     return _resolve(host)
+
+
+def _resolve_or_unavailable(request, host):
+    """_resolve(), or the 503 page when the database it needs is unavailable."""
+    try:
+        return _resolve(host)
+    except DatabaseError as error:
+        if not unavailable.is_unavailable(error):
+            raise
+        return unavailable.response(request, error)
 
 
 def _resolve(host):
