@@ -199,6 +199,11 @@ if "postgresql" in _engine and env.bool("DATABASE_POOL", default=False):
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=4),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),  # waiting for a connection
         "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=600.0),
+        # A failed connection attempt is retried with a growing delay (1, 2, 4 ... s) for this
+        # long, then the next request starts over at once: after an outage of any length the
+        # pool is back within about this many seconds (psycopg_pool's default, 300, could make
+        # a long outage's recovery take minutes).
+        "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=4.0),
     }
     # Each checkout is checked (an empty query): after a PostgreSQL restart the pool replaces
     # its dead connections instead of handing them to requests.

@@ -19,9 +19,10 @@ psycopg 3 reports a lost connection as ``OperationalError``).
 
 The page (templates/503.html) is rendered without the database: the tenant the middleware
 already holds and its branding if the cache holds it (home.models.SiteSettings.cached), else
-the platform's plain look. No context processor runs (they would read the session and the
-user). One warning is logged per ``LOG_INTERVAL_SECONDS`` and process, with how many more
-requests failed meanwhile; the request is not logged again by ``django.request``.
+the site's layout in the platform's colours; when the host lookup itself failed (no tenant
+yet), the middleware's plain error page. No context processor runs (they would read the
+session and the user). One warning is logged per ``LOG_INTERVAL_SECONDS`` and process, with
+how many more requests failed meanwhile; the request is not logged again by ``django.request``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ LOG_INTERVAL_SECONDS = 10.0
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 _UNAVAILABLE_STATES = ("55P03",)
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
+
+_PLAIN = {
+    "title": "Temporarily unavailable",
+    "message": "This site cannot be shown at the moment. Please try again in a few seconds.",
+}
 
 logger = logging.getLogger(__name__)
 _log_lock = threading.Lock()
@@ -74,8 +80,8 @@ def response(request, exception: BaseException) -> HttpResponse:
     """The 503 page for ``request`` (its tenant, if resolved), and the rate-limited warning."""
     _warn(exception)
     tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        body = _page(request, None, "")
+    if tenant is None:  # the host lookup itself failed: the middleware's plain error page
+        body = render_to_string("tenants/error.html", _PLAIN)
     else:
         with tenant_context(tenant):  # cache keys and display names are the tenant's
             branding = _cached_branding()
@@ -95,7 +101,8 @@ def _page(request, branding, site_name) -> str:
     context = {"request": request, "branding": branding, "site_name": site_name}
     try:
         return render_to_string("503.html", context)  # no request: no context processors
-    except Exception:  # the page must not fail in turn; the warning already says why
+    except Exception as error:  # the page must not fail in turn
+        logger.warning("The 503 page could not be rendered (%s: %s)", type(error).__name__, error)
         return "<!doctype html><title>Temporarily unavailable</title><h1>Unavailable</h1>"
 
 

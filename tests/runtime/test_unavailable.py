@@ -127,7 +127,7 @@ def test_the_page_is_in_the_tenants_branding_when_cached_and_runs_no_query(tenan
     assert "Tech Innovations" not in body and "Global Services" not in body
 
 
-def test_without_cached_branding_the_page_is_the_plain_look_with_the_tenants_name(tenants):
+def test_without_cached_branding_the_page_has_the_platforms_colours_and_the_tenants_name(tenants):
     response = _through_middleware("techinnov.localhost", _wrapped(_refused()))
     body = response.content.decode()
     assert response.status_code == 503
@@ -153,4 +153,4 @@ def test_a_failing_host_lookup_is_a_503_in_the_plain_look(db):
     with connection.execute_wrapper(unreachable):
         response = middleware(RequestFactory().get("/", HTTP_HOST="cold.localhost"))
     assert response.status_code == 503
-    assert "Temporarily unavailable" in response.content.decode()
+    assert "<title>Temporarily unavailable</title>" in response.content.decode()
