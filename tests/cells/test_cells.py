@@ -291,6 +291,33 @@ def test_placement_fills_the_emptiest_cell_and_an_operator_can_pin_one(fleet):
     assert "nocell" not in fleet.tenants()
 
 
+def test_a_name_left_over_in_a_cell_is_refused_there_and_orphans_are_found_per_cell(fleet):
+    fleet.clusters["eu1"].execute('CREATE SCHEMA "leftover"', "tenantsite")
+    refused = fleet.manage(
+        "tenants", "create", "--name", "L", "--slug", "leftover", "--cell", "eu1", check=False
+    )
+    assert refused.returncode == 1 and "taken" in refused.stderr, refused.stderr
+    assert "leftover" not in fleet.tenants()
+    orphans = fleet.manage("clean_orphan_schemas", "--dry-run").stdout
+    assert "orphan   leftover (cell_eu1)" in orphans
+    assert orphans.count("orphan   ") == 1, orphans  # every tenant's schema is owned in its cell
+    fleet.manage("clean_orphan_schemas")
+    assert "leftover" not in fleet.schemas("eu1")
+
+
+def test_rename_show_and_delete_act_on_the_tenants_own_cell(fleet):
+    fleet.manage("tenants", "create", "--name", "Mover", "--slug", "mover", "--cell", "eu1")
+    fleet.manage("tenants", "rename", "mover", "mover-two")
+    schema, cell = assert_lives_only_in(fleet, "mover-two")
+    assert (schema, cell) == ("mover_two", "eu1")
+    shown = json.loads(fleet.manage("tenants", "show", "mover-two", "--json").stdout)
+    assert shown["cell"] == "eu1" and shown["schema_state"] == "up to date"
+    assert fleet.server.get("mover-two.localhost").status == 200
+    fleet.manage("tenants", "delete", "mover-two", "--drop-schema", "--yes")
+    assert "mover-two" not in fleet.tenants()
+    assert "mover_two" not in fleet.schemas("eu1")
+
+
 # --- (3) fleet per cell ---------------------------------------------------------------------------
 
 
