@@ -71,7 +71,6 @@ def fleet(tmp_path_factory):
         for cell in CELLS:  # one after the other: each takes the first free port
             clusters[cell] = PostgresCluster()
             clusters[cell].start()
-            clusters[cell].create_database("tenantsite")
         env = {
             "TENANCY_MODE": "schema",
             "DATABASE_URL": control_url,
@@ -81,6 +80,8 @@ def fleet(tmp_path_factory):
             "TENANCY_RESOLVER_REVALIDATE_SECONDS": "0",
             "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         }
+        created = manage("ensure_database", env=env).stdout
+        assert created.count("Created database tenantsite (cell alias cell_") == 2, created
         manage("tenants", "migrate", env=env)
         manage("seed_demo_tenants", env=env)
         manage("prepare_tenant_schemas", env=env)
