@@ -81,6 +81,11 @@ def _files_under(folder: str):
         yield from _files_under(f"{folder}{directory}/")
 
 
+def tenant_files(tenant_id: int) -> list[str]:
+    """Names of every file under the tenant's prefix, sorted (export, removal)."""
+    return sorted(_files_under(tenant_prefix(tenant_id)))
+
+
 def usage(tenant_id: int) -> int:
     """Bytes stored under the tenant's prefix."""
     return sum(default_storage.size(name) for name in _files_under(tenant_prefix(tenant_id)))

@@ -55,6 +55,15 @@ EXAMPLES = {
   manage.py tenants migrate --check         (exit 1 if anything is pending)
 exit status: 0 all migrated; 1 some tenants failed (named; the others are migrated;
 rerun to apply what is left); 2 bad usage""",
+    "export": """examples:
+  manage.py tenants export acme acme.zip
+    one file: manifest (versions, checksums), the site's rows and accounts, its uploads""",
+    "import": """examples:
+  manage.py tenants import acme.zip                      (as acme again, e.g. after delete)
+  manage.py tenants import acme.zip --slug acme-copy     (acme-copy.<TENANT_BASE_DOMAIN>)
+  manage.py tenants import acme.zip --slug acme2 --domain www.acme2.example
+exit status: 0 imported and verified; 1 refused (damaged archive, checksums, taken name,
+another person's username): nothing was imported""",
     "run": """examples:
   manage.py tenants run --tenant acme -- shell -c "from home.models import PageContent; \\
       print(PageContent.objects.count())"
@@ -79,13 +88,16 @@ ACTIONS = {
     "run": "Run any management command for one tenant or for all of them.",
     "cells": "List the cells (PostgreSQL servers holding tenants' data) with their tenant "
     "counts and health (docs/cells.md).",
+    "export": "Write one tenant's site (rows, accounts, uploads) to an archive file.",
+    "import": "Restore a tenant archive as a new tenant, verified against its checksums.",
 }
 
 
 class Command(BaseCommand):
     help = (
         "Manage tenants: create, list, show, deactivate, reactivate, rename, delete, migrate "
-        "every schema (schema mode), or run any command for one tenant or all of them. "
+        "every schema (schema mode), run any command for one tenant or all of them, export "
+        "one to an archive file or import one. "
         "'manage.py tenants ACTION --help' explains each action."
     )
 
@@ -215,6 +227,26 @@ class Command(BaseCommand):
         parser.add_argument("command_name", metavar="COMMAND", help="The command to run.")
         parser.add_argument(
             "command_args", nargs=argparse.REMAINDER, metavar="...", help="Its arguments."
+        )
+
+    def _export_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument("file", help="The archive to write (a zip file).")
+        _add_database_argument(parser, "Read the tenant's data from this database alias.")
+
+    def _import_arguments(self, parser):
+        parser.add_argument("file", help="An archive written by 'tenants export'.")
+        parser.add_argument("--slug", help="The new tenant's slug (default: the archive's).")
+        parser.add_argument(
+            "--domain", help="Its primary domain (default: <slug>.<TENANT_BASE_DOMAIN>)."
+        )
+        parser.add_argument("--name", help="Its name (default: the archive's).")
+        _add_database_argument(parser, "Write the tenant's data to this database alias.")
+        parser.add_argument(
+            "--rename-users",
+            action="store_true",
+            help="Where an archived username belongs to someone else here, create the "
+            "archive's account as <username>-<slug> instead of refusing.",
         )
 
     def handle(self, *args, action, **options):
@@ -645,6 +677,42 @@ class Command(BaseCommand):
                 "migrated. Fix the cause and rerun: only what is left is applied."
             )
 
+    # --- export / import ------------------------------------------------------------------------
+
+    def do_export(self, *, tenant, file, database, **_):
+        from tenants.operations.transfer import export_tenant
+
+        tenant = lifecycle.find_tenant(tenant)
+        tables = export_tenant(tenant, file, using=database)
+        rows = sum(t["rows"] for t in tables.values())
+        self.stdout.write(f"Exported {tenant.slug}: {rows} rows in {len(tables)} tables to {file}.")
+        if self.verbosity >= 2:
+            for name, info in tables.items():
+                self.stdout.write(f"  {name}: {info['rows']} rows, sha256 {info['checksum']}")
+
+    def do_import(self, *, file, slug, domain, name, database, rename_users, **_):
+        from tenants.operations.transfer import import_tenant
+
+        done = import_tenant(
+            file, slug=slug, domain=domain, name=name, using=database, rename_users=rename_users
+        )
+        tenant = done.tenant
+        rows = sum(t["rows"] for t in done.tables.values())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {tenant.slug} ({tenant.name}) at {tenant.primary_domain}: {rows} rows "
+                f"in {len(done.tables)} tables and {done.files} files, checksums verified."
+            )
+        )
+        for label, names in (("created", done.users_created), ("reused", done.users_reused)):
+            if names:
+                self.stdout.write(f"accounts {label}: {', '.join(names)}")
+        for old, new in done.users_renamed.items():
+            self.stdout.write(f"account {old} was taken here: the archive's is now {new}")
+        if self.verbosity >= 2:
+            for label, info in done.tables.items():
+                self.stdout.write(f"  {label}: {info['rows']} rows, sha256 {info['checksum']}")
+
     # --- run -------------------------------------------------------------------------------------
 
     def do_run(
@@ -700,6 +768,10 @@ def _add_flags(parser, flags: dict[str, str]):
     """On/off options, each with its help."""
     for flag, help_text in flags.items():
         parser.add_argument(flag, action="store_true", help=help_text)
+
+
+def _add_database_argument(parser, help_text):
+    parser.add_argument("--database", default="default", metavar="ALIAS", help=help_text)
 
 
 def _add_tenants_argument(parser, help_text):
