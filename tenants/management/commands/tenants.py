@@ -64,6 +64,12 @@ rerun to apply what is left); 2 bad usage""",
   manage.py tenants import acme.zip --slug acme2 --domain www.acme2.example
 exit status: 0 imported and verified; 1 refused (damaged archive, checksums, taken name,
 another person's username): nothing was imported""",
+    "move": """examples:
+  manage.py tenants move acme --to eu2     (schema mode with TENANCY_CELLS; docs/cells.md)
+    copies the site unfrozen, freezes its writes for the final copy and the switch (reads
+    go on), verifies every table, switches the map, then removes the old copy
+exit status: 0 moved (or finished an interrupted move); 1 not moved: the site serves from
+its old cell; rerun the same command after a failure or a kill""",
     "run": """examples:
   manage.py tenants run --tenant acme -- shell -c "from home.models import PageContent; \\
       print(PageContent.objects.count())"
@@ -90,6 +96,7 @@ ACTIONS = {
     "counts and health (docs/cells.md).",
     "export": "Write one tenant's site (rows, accounts, uploads) to an archive file.",
     "import": "Restore a tenant archive as a new tenant, verified against its checksums.",
+    "move": "Move a tenant to another cell, its writes frozen only for the final switch.",
 }
 
 
@@ -248,6 +255,10 @@ class Command(BaseCommand):
             help="Where an archived username belongs to someone else here, create the "
             "archive's account as <username>-<slug> instead of refusing.",
         )
+
+    def _move_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument("--to", required=True, metavar="CELL", help="The target cell.")
 
     def handle(self, *args, action, **options):
         self.verbosity = options.get("verbosity", 1)
@@ -713,6 +724,40 @@ class Command(BaseCommand):
             for label, info in done.tables.items():
                 self.stdout.write(f"  {label}: {info['rows']} rows, sha256 {info['checksum']}")
 
+    def do_move(self, *, tenant, to, **_):
+        from tenants.operations.move import MoveError, move_tenant
+        from tenants.operations.progress import StepProgress
+
+        tenant = lifecycle.find_tenant(tenant)
+        with StepProgress(self.console, f"move {tenant.slug}", MOVE_STEPS) as progress:
+            try:
+                done = move_tenant(tenant, to, on_step=progress.step)
+            except MoveError as error:
+                raise CommandError(str(error)) from error
+        if done.resumed:
+            self.stdout.write(done.resumed)
+        if done.source == done.target and not done.freeze_started:
+            self.stdout.write(f"{tenant.slug} is on cell {done.target}.")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Moved {tenant.slug} from {done.source} to {done.target} in "
+                    f"{done.total_seconds:.2f} s; writes frozen "
+                    f"{done.freeze_seconds * 1000:.0f} ms "
+                    f"({done.delta_rows} rows copied during the freeze)."
+                )
+            )
+        rows = sum(rows for rows, _ in done.tables.values())
+        if done.tables:
+            self.stdout.write(f"verified: {rows} rows in {len(done.tables)} tables equal on both")
+        if done.removed:
+            self.stdout.write(done.removed)
+        if self.verbosity >= 2:
+            for label, info in done.checksums.items():
+                self.stdout.write(f"  {label}: {info['rows']} rows, sha256 {info['checksum']}")
+            for table, (count, digest) in done.tables.items():
+                self.stdout.write(f"  {table}: {count} rows, md5 {digest}")
+
     # --- run -------------------------------------------------------------------------------------
 
     def do_run(
@@ -762,6 +807,20 @@ class Command(BaseCommand):
                 f"{command_name} failed for {', '.join(failures)}{more}"
                 + (f"; {succeeded} other tenants succeeded." if succeeded is not None else ".")
             )
+
+
+MOVE_STEPS = (
+    "export",
+    "schema",
+    "import",
+    "copied",
+    "freeze",
+    "sync",
+    "verify",
+    "seal",
+    "switch",
+    "remove-old-copy",
+)
 
 
 def _add_flags(parser, flags: dict[str, str]):
