@@ -24,7 +24,7 @@ Rerunning the command after any failure or a SIGKILL reads where the move stands
 servers themselves: a sealed old copy on the tenant's current cell means the target is complete
 (step 4 or 3 is finished); an unsealed schema of the tenant on the target cell is a leftover of
 step 1 or 2 (dropped, the move starts over); a sealed copy on a cell the tenant is no longer
-mapped to is removed. ``move_state()`` tells an operator the same.
+mapped to is removed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,8 @@ from tenants.runtime.context import no_tenant
 
 SEAL_MARK = "tenancy: moved to cell "  # COMMENT ON SCHEMA of a sealed old copy
 SEAL_TRIGGER = "tenancy_moved_away"
-LOCK_TIMEOUT = "10s"
+LOCK_TRY = "100ms"  # one try at locking every table (well under deadlock_timeout, 1 s)
+LOCK_GIVE_UP_SECONDS = 10
 IN_FLIGHT_SECONDS = 1.0  # a request that resolved the old cell just before the switch ends
 PAUSE_ENV = "TENANCY_MOVE_PAUSE_AT"  # "step:seconds": tests stop the mover at a step
 
@@ -103,31 +105,17 @@ def move_tenant(tenant: Tenant, to: str, *, on_step: Step | None = None) -> Move
             )
         else:
             result.resumed = "resumed after the seal: the copy on the target is complete"
-        _switch(tenant, source, target, result, step)
+        try:
+            _switch(tenant, source, target, result, step)
+        except Exception as error:
+            raise MoveError(
+                f"The copy on {target} is complete and the old copy sealed, but the switch "
+                f"failed ({error}); {tenant.slug}'s writes answer 503 until "
+                f"'tenants move {tenant.slug} --to {target}' is run again."
+            ) from error
     result.removed = _remove_old_copies(tenant, step)
     result.total_seconds = time.perf_counter() - started
     return result
-
-
-def move_state(tenant: Tenant) -> dict[str, str]:
-    """Where the tenant's schema is, per reachable cell: ``serving``, ``sealed`` (an old copy
-    of a finished move, or a move between its seal and its switch) or ``copy`` (an unfinished
-    copy of a move)."""
-    state = {}
-    for name in cells.cell_names():
-        try:
-            with _connect(name) as conn:
-                found = _schema_comment(conn, tenant.schema_name)
-        except psycopg.OperationalError:
-            state[name] = "unreachable"
-            continue
-        if found is None:
-            continue
-        if name == (tenant.cell or CONTROL):
-            state[name] = "sealed" if _sealed(found) else "serving"
-        else:
-            state[name] = "sealed" if _sealed(found) else "copy"
-    return state
 
 
 # --- Checks and reruns ------------------------------------------------------------------------
@@ -227,26 +215,49 @@ def _bulk_copy(tenant: Tenant, source: str, target: str, step: Step) -> dict:
 def _freeze_sync_and_seal(tenant, source, target, result: MoveResult, step: Step):
     """The freeze: lock the source's tables, copy what changed, compare, seal the source."""
     schema = tenant.schema_name
-    with _connect(source, autocommit=False) as src, _connect(target, autocommit=False) as dst:
+    with (
+        _connect(source, autocommit=False) as src,
+        _connect(target, autocommit=False) as dst,
+        ThreadPoolExecutor(2) as pool,
+    ):
         step("freeze")
-        src.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         tables = _tables(src, schema)
-        result.freeze_started = time.perf_counter()  # writers queue from the LOCK on
-        src.execute(
-            sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
-                sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
-            )
-        )
+        result.freeze_started = time.perf_counter()  # writers queue from the first LOCK on
+        _lock_all(src, schema, tables)
         step("sync")
         for table in tables:
-            result.delta_rows += _sync_table(src, dst, schema, table)
+            result.delta_rows += _sync_table(pool, src, dst, schema, table)
         _copy_sequences(src, dst, schema)
         step("verify")
-        result.tables = _compare_tables(src, dst, schema, tables)
+        result.tables = _compare_tables(pool, src, dst, schema, tables)
         dst.commit()
         step("seal")
         _seal(src, schema, tables, target)
         src.commit()
+
+
+def _lock_all(src, schema: str, tables: list[str]) -> None:
+    """``LOCK TABLE`` every table in EXCLUSIVE mode, in short tries: a writer's transaction
+    that holds one table and wants another the mover holds would otherwise deadlock with it
+    (and one of the two would fail after deadlock_timeout). Each try waits at most
+    LOCK_TRY, gives back what it took, and lets the writers in flight finish."""
+    statement = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+    )
+    deadline = time.monotonic() + LOCK_GIVE_UP_SECONDS
+    while True:
+        src.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TRY)))
+        try:
+            src.execute(statement)
+            return
+        except psycopg.errors.LockNotAvailable:
+            src.rollback()
+            if time.monotonic() > deadline:
+                raise MoveError(
+                    f"The tenant's tables stayed busy for {LOCK_GIVE_UP_SECONDS} s; nothing "
+                    "was switched, try again."
+                ) from None
+            time.sleep(0.01)
 
 
 def _switch(tenant: Tenant, source: str, target: str, result: MoveResult, step: Step):
@@ -307,13 +318,20 @@ def _row(columns: list[str]):
     return sql.SQL("ROW({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
 
 
-def _sync_table(src, dst, schema: str, table: str) -> int:
+def _on_both(pool, query, src, dst, *args):
+    """``query(conn, *args)`` on both servers at once (the freeze waits for the slower)."""
+    here = pool.submit(query, src, *args)
+    there = pool.submit(query, dst, *args)
+    return here.result(), there.result()
+
+
+def _sync_table(pool, src, dst, schema: str, table: str) -> int:
     """Make the target's table equal the source's: rows whose hash differs (by primary key)
     deleted and copied again; a table without a primary key copied whole."""
     columns, key = _columns(src, schema, table)
     name = sql.Identifier(schema, table)
     if key:
-        here, there = (_row_hashes(c, schema, table, columns, key) for c in (src, dst))
+        here, there = _on_both(pool, _row_hashes, src, dst, schema, table, columns, key)
         stale = [k for k, digest in there.items() if here.get(k) != digest]
         fresh = [k for k, digest in here.items() if there.get(k) != digest]
         if not stale and not fresh:
@@ -361,13 +379,12 @@ def _table_digest(conn, schema: str, table: str, columns, key) -> tuple[int, str
     return count, digest
 
 
-def _compare_tables(src, dst, schema: str, tables: list[str]) -> dict[str, tuple[int, str]]:
+def _compare_tables(pool, src, dst, schema, tables: list[str]) -> dict[str, tuple[int, str]]:
     """Every table's row count and hash, equal on both servers, or MoveError."""
     digests = {}
     for table in tables:
         columns, key = _columns(src, schema, table)
-        here = _table_digest(src, schema, table, columns, key)
-        there = _table_digest(dst, schema, table, columns, key)
+        here, there = _on_both(pool, _table_digest, src, dst, schema, table, columns, key)
         if here != there:
             raise MoveError(
                 f"Verification failed: {table} has {here[0]} rows on the source and {there[0]} "
