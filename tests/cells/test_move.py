@@ -203,15 +203,10 @@ def test_a_move_under_load_loses_no_acknowledged_write(fleet, mover):
     assert postgres_rows(fleet.url(source), neighbour_count) == neighbour_pages
 
 
-def _killed_at(fleet, step, to):
-    """Start the move paused at ``step``, wait until it says so, SIGKILL it."""
-    env = {
-        **os.environ,
-        **fleet.env,
-        "PYTHONUNBUFFERED": "1",
-        "TENANCY_MOVE_PAUSE_AT": f"{step}:120",
-    }
-    env.pop("TEST_DATABASE_NAME", None)
+def _paused_at(fleet, step, to, seconds=120):
+    """Start the move paused at ``step`` for ``seconds``; return it once it says so."""
+    env = {**os.environ, **fleet.env, "PYTHONUNBUFFERED": "1"}
+    env["TENANCY_MOVE_PAUSE_AT"] = f"{step}:{seconds}"
     process = subprocess.Popen(
         [sys.executable, "manage.py", "tenants", "move", MOVER, "--to", to],
         cwd=REPO,
@@ -228,9 +223,14 @@ def _killed_at(fleet, step, to):
             break
     else:
         pytest.fail(f"the move never reached {step}: {''.join(seen)}")
+    return process
+
+
+def _killed_at(fleet, step, to):
+    """Start the move paused at ``step``, wait until it says so, SIGKILL it."""
+    process = _paused_at(fleet, step, to)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
-    return "".join(seen)
 
 
 def test_a_move_killed_half_way_leaves_the_site_serving_and_a_rerun_finishes_it(fleet, mover):
@@ -277,6 +277,23 @@ def test_a_move_to_a_cell_that_is_down_fails_and_the_site_serves_on(fleet, mover
     finally:
         fleet.clusters[target].start()
     assert "target down" in titles_on(fleet, source)
+
+
+def test_a_target_going_down_mid_move_fails_it_and_the_site_serves_on(fleet, mover):
+    source, target = fleet.tenants()[MOVER][1], other_cell(fleet)
+    process = _paused_at(fleet, "copied", target, seconds=3)
+    fleet.clusters[target].stop()
+    try:
+        rest = process.communicate(timeout=60)[0]
+        assert process.returncode == 1 and "Database error" in rest, rest
+        assert fleet.tenants()[MOVER][1] == source
+        assert fleet.server.get(HOST).status == 200
+        assert add_page(mover, "target went down").status == 302
+    finally:
+        fleet.clusters[target].start()
+    done = move(fleet, target)
+    assert "dropped an unfinished copy" in done.stdout, done.stdout
+    assert "target went down" in titles_on(fleet, target)
 
 
 def test_moving_to_the_cell_it_is_on_does_nothing(fleet, mover):
