@@ -263,6 +263,16 @@ def test_a_move_killed_half_way_leaves_the_site_serving_and_a_rerun_finishes_it(
     assert "while sealed" not in titles_on(fleet, target)
     assert add_page(mover, "after the rerun").status == 302
     assert "after the rerun" in titles_on(fleet, target)
+    # Killed after the switch, before the old copy is removed: the site is on its new cell;
+    # the rerun removes the sealed old copy.
+    source, target = target, source
+    _killed_at(fleet, "remove-old-copy", target)
+    assert fleet.tenants()[MOVER][1] == target and schema in fleet.schemas(source)
+    assert add_page(mover, "moved, old copy left").status == 302
+    assert "moved, old copy left" in titles_on(fleet, target)
+    done = move(fleet, target)
+    assert f"dropped the old copy on {source}" in done.stdout, done.stdout
+    assert schema not in fleet.schemas(source)
 
 
 def test_a_move_to_a_cell_that_is_down_fails_and_the_site_serves_on(fleet, mover):
