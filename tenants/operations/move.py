@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ SEAL_MARK = "tenancy: moved to cell "  # COMMENT ON SCHEMA of a sealed old copy
 SEAL_TRIGGER = "tenancy_moved_away"
 LOCK_TRY = "100ms"  # one try at locking every table (well under deadlock_timeout, 1 s)
 LOCK_GIVE_UP_SECONDS = 10
+MOVE_LOCK_CLASS = 0x6D6F7665  # pg_advisory_lock's first key: "move"
 IN_FLIGHT_SECONDS = 1.0  # a request that resolved the old cell just before the switch ends
 PAUSE_ENV = "TENANCY_MOVE_PAUSE_AT"  # "step:seconds": tests stop the mover at a step
 
@@ -81,9 +83,24 @@ Step = Callable[[str], None]
 def move_tenant(tenant: Tenant, to: str, *, on_step: Step | None = None) -> MoveResult:
     """Move ``tenant``'s data to cell ``to`` (see the module's docstring); ``on_step`` is told
     each step's name as it starts. Raises ``MoveError`` with the tenant on its old cell."""
-    step = _stepper(on_step)
-    started = time.perf_counter()
     target = _check(tenant, to)
+    with _one_move_at_a_time(tenant):
+        return _move(tenant, target, _stepper(on_step))
+
+
+@contextmanager
+def _one_move_at_a_time(tenant: Tenant):
+    """A session advisory lock on the control database for the move's length: a second
+    ``tenants move`` of the same tenant is refused; it goes with the mover's session."""
+    with postgres.connect(DEFAULT_DB_ALIAS) as conn:
+        key = [MOVE_LOCK_CLASS, tenant.pk]
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+            raise MoveError(f"Another move of {tenant.slug} is running.")
+        yield
+
+
+def _move(tenant: Tenant, target: str, step: Step) -> MoveResult:
+    started = time.perf_counter()
     source = tenant.cell or CONTROL
     result = MoveResult(tenant.slug, source, target)
     result.resumed = _recover(tenant, target, step)

@@ -238,7 +238,11 @@ def test_a_move_killed_half_way_leaves_the_site_serving_and_a_rerun_finishes_it(
     schema = fleet.tenants()[MOVER][0]
     # Killed during the copy: the site reads and writes on its old cell; the rerun drops the
     # unfinished copy and moves.
-    _killed_at(fleet, "copied", target)
+    first = _paused_at(fleet, "copied", target)
+    second = move(fleet, target, check=False)
+    assert second.returncode == 1 and "Another move of mover is running" in second.stderr
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
     assert schema in fleet.schemas(target)  # the unfinished copy
     assert fleet.tenants()[MOVER][1] == source
     assert fleet.server.get(HOST).status == 200
