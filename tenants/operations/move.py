@@ -48,6 +48,7 @@ from tenants.cellconfig import CONTROL, alias_for_cell
 from tenants.conf import schema_mode
 from tenants.models import Tenant
 from tenants.runtime.context import no_tenant
+from tenants.runtime.unavailable import MOVED_AWAY
 
 SEAL_MARK = "tenancy: moved to cell "  # COMMENT ON SCHEMA of a sealed old copy
 SEAL_TRIGGER = "tenancy_moved_away"
@@ -418,9 +419,8 @@ def _seal(conn, schema: str, tables: list[str], target: str) -> None:
     conn.execute(
         sql.SQL(
             "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'This tenant moved to cell %', {} USING ERRCODE = '55P03'; "
-            "END $$"
-        ).format(function, sql.Literal(target))
+            "RAISE EXCEPTION '{} %', {} USING ERRCODE = '55P03'; END $$"
+        ).format(function, sql.SQL(MOVED_AWAY), sql.Literal(target))
     )
     for table in tables:
         conn.execute(
