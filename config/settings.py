@@ -254,6 +254,31 @@ if TENANCY_ROW_LEVEL_SECURITY:
         "owner": _owner,
     }
 
+# Cells (docs/cells.md): more PostgreSQL servers holding tenants' data, beside the control
+# database (DATABASE_URL: tenants, domains, platform accounts, the tenant -> cell map).
+# TENANCY_CELLS="eu1=postgres://...,eu2=postgres://..." gives aliases cell_eu1, cell_eu2 (with
+# row-level security each would add cell_<name>_owner, as default has owner). Empty: one server.
+TENANCY_CELLS: dict[str, str] = {}  # cell name -> database alias
+_cells = env("TENANCY_CELLS", default="").strip()
+if _cells:
+    from tenants.cellconfig import cell_databases  # noqa: E402  (no Django imports there)
+
+    if "postgresql" not in _engine:
+        raise ImproperlyConfigured("TENANCY_CELLS needs PostgreSQL (DATABASE_URL=postgres://...).")
+    if not SCHEMA_MODE:
+        raise ImproperlyConfigured(
+            "TENANCY_CELLS is built for schema mode only so far (docs/cells.md#row-mode)."
+        )
+    _cell_databases = cell_databases(
+        _cells,
+        DATABASES["default"],
+        env.db_url_config,
+        connect_timeout=env.int("TENANCY_CELL_CONNECT_TIMEOUT", default=3),
+    )
+    DATABASES.update(_cell_databases)
+    TENANCY_CELLS = {alias.removeprefix("cell_"): alias for alias in _cell_databases}
+    DATABASE_ROUTERS = ["tenants.cells.CellRouter", *DATABASE_ROUTERS]
+
 # Outages and slow queries (docs/operations.md#database-outages): no request waits for ever.
 # A connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (every process). In server
 # processes (SERVER_PROCESS, set by config/wsgi.py, config/asgi.py and `manage.py runserver`) a

@@ -60,6 +60,9 @@ class Tenant(TenantMixin):
         related_name="owned_tenants",
     )
     is_active = models.BooleanField(default=True)
+    # The cell (PostgreSQL server) holding the tenant's data: a name of TENANCY_CELLS, or "" for
+    # the control database itself (tenants.cells, docs/cells.md).
+    cell = models.CharField(max_length=31, blank=True, default="", db_default="", db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = models.Manager()

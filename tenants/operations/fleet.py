@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from django.apps import apps as global_apps
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations import RenameModel, RunPython
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.loader import MigrationLoader
@@ -94,6 +94,7 @@ class FleetPlan:
     groups: list[Group]
     up_to_date: list[str]
     missing: list[str]  # tenants whose schema does not exist
+    alias: str = DEFAULT_DB_ALIAS  # the database (cell) these schemas are in
 
     @property
     def pending(self) -> int:
@@ -230,8 +231,11 @@ def public_only_tables() -> set[str]:
     }
 
 
-def _collect_sql(loader: MigrationLoader, group: Group, representative: str) -> str:
+def _collect_sql(
+    loader: MigrationLoader, group: Group, representative: str, alias: str = DEFAULT_DB_ALIAS
+) -> str:
     """The SQL of ``group.plan``, collected once against ``representative``'s schema."""
+    connection = connections[alias]
     public_only = public_only_tables()
     state = _state_before(loader, group.applied or ())
     rows_before = _post_migrate_rows(state)
@@ -344,10 +348,13 @@ def _record_sql(plan: list) -> str:
     )
 
 
-def plan_fleet(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
-    """Group ``schemas`` by migration state and decide, per group, how to migrate it."""
+def plan_fleet(
+    schemas: list[str], *, precompute: bool = True, alias: str = DEFAULT_DB_ALIAS
+) -> FleetPlan:
+    """Group ``schemas`` (of database ``alias``: a cell) by migration state and decide, per
+    group, how to migrate it."""
     loader = load_graph()
-    with postgres.connect() as conn:
+    with postgres.connect(alias) as conn:
         states = read_applied(conn, schemas)
     missing = [s for s in schemas if s not in states]
     by_state: dict[frozenset[Key] | None, Group] = {}
@@ -373,32 +380,32 @@ def plan_fleet(schemas: list[str], *, precompute: bool = True) -> FleetPlan:
         )
         if not group.reason:
             try:
-                group.script = _collect_sql(loader, group, group.schemas[0])
+                group.script = _collect_sql(loader, group, group.schemas[0], alias)
             except Exception as error:  # anything: this group takes the normal path instead
                 group.reason = f"SQL could not be precomputed: {postgres.describe_error(error)}"
         groups.append(group)
-    return FleetPlan(groups=groups, up_to_date=up_to_date, missing=missing)
+    return FleetPlan(groups=groups, up_to_date=up_to_date, missing=missing, alias=alias)
 
 
 # --- Applying ------------------------------------------------------------------------------------
 
 
 def _migrate_schema(
-    item: tuple[str, Group], conn: parallel.WorkerConnection, lock_timeout: str | None
+    item: tuple[str, Group, str], conn: parallel.WorkerConnection, lock_timeout: str | None
 ) -> SchemaResult:
     """Runs in a worker: one schema, the precomputed script first, Django's executor else."""
-    schema, group = item
+    schema, group, alias = item
     started = time.perf_counter()
     first_error = ""
     if group.script is not None:
         try:
             script = postgres.in_schema(schema, group.script, lock_timeout, wait_for_disk=False)
-            postgres.run_script(conn.get(), script)
+            postgres.run_script(_worker_connection(alias, conn), script)
             return SchemaResult(schema, True, "sql", time.perf_counter() - started)
         except Exception as error:
             first_error = postgres.describe_error(error)
     try:
-        run_django_executor(schema)
+        run_django_executor(schema, alias=alias)
     except Exception as error:
         message = postgres.describe_error(error)
         if first_error and first_error != message:
@@ -414,18 +421,34 @@ def _migrate_options(verbosity: int = 0) -> dict:
     return vars(parser.parse_args(["--noinput", "--skip-checks", f"--verbosity={verbosity}"]))
 
 
-def run_django_executor(schema: str, verbosity: int = 0) -> None:
-    """Migrate one schema exactly as django-tenants' migrate_schemas does (its executor)."""
+_cell_connections: dict = {}  # a worker's own connections to cells other than the control one
+
+
+def _worker_connection(alias: str, conn: parallel.WorkerConnection):
+    """The worker's connection to ``alias``: its own one for the control database, one more
+    per cell, opened on first use (items of every cell share one pool of workers)."""
+    if alias == DEFAULT_DB_ALIAS:
+        return conn.get()
+    cell = _cell_connections.get(alias)
+    if cell is None or cell.closed:
+        cell = _cell_connections[alias] = postgres.connect(alias)
+    return cell
+
+
+def run_django_executor(schema: str, verbosity: int = 0, alias: str = DEFAULT_DB_ALIAS) -> None:
+    """Migrate one schema of database ``alias`` exactly as django-tenants' migrate_schemas does
+    (its executor)."""
     from django_tenants.migration_executors.base import run_migrations
 
+    options = {**_migrate_options(verbosity), "database": alias}
     try:
-        run_migrations([], _migrate_options(verbosity), "fleet", schema)
+        run_migrations([], options, "fleet", schema)
     finally:
-        connection.set_schema_to_public()
+        connections[alias].set_schema_to_public()
 
 
-def public_needs_migrating() -> bool:
-    with postgres.connect() as conn:
+def public_needs_migrating(alias: str = DEFAULT_DB_ALIAS) -> bool:
+    with postgres.connect(alias) as conn:
         applied = read_applied(conn, [public_schema()]).get(public_schema())
     if applied is None:
         return True
@@ -433,16 +456,18 @@ def public_needs_migrating() -> bool:
 
 
 def apply_plan(
-    plan: FleetPlan,
+    plan: FleetPlan | list[FleetPlan],
     *,
     jobs: int,
     lock_timeout: str | None = None,
     on_result: Callable[[SchemaResult], None] | None = None,
 ) -> list[SchemaResult]:
-    """Migrate every schema of ``plan`` with ``jobs`` worker processes; one result each.
+    """Migrate every schema of ``plan`` (or of several, one per cell: all in one pool, so the
+    cells are migrated in parallel) with ``jobs`` worker processes; one result each.
 
     Processes, not threads: Django's executor path is CPU-bound Python.
     """
+    plans = plan if isinstance(plan, list) else [plan]
     results: list[SchemaResult] = []
 
     def report(result: SchemaResult):
@@ -454,19 +479,26 @@ def apply_plan(
         schema = outcome.item[0]
         report(outcome.result or SchemaResult(schema, False, "executor", 0.0, str(outcome.error)))
 
-    for schema in plan.missing:
-        report(SchemaResult(schema, False, "missing", 0.0, "the schema does not exist"))
-    items = [(schema, group) for group in plan.groups for schema in group.schemas]
+    for one in plans:
+        for schema in one.missing:
+            report(SchemaResult(schema, False, "missing", 0.0, "the schema does not exist"))
+    items = [
+        (schema, group, one.alias)
+        for one in plans
+        for group in one.groups
+        for schema in group.schemas
+    ]
     if not items:
         return results
     work = functools.partial(_migrate_schema, lock_timeout=lock_timeout)
     parallel.run(items, work, jobs=jobs, processes=True, on_done=report_outcome)
-    _flush_commits()
+    for alias in sorted({alias for _schema, _group, alias in items}):
+        _flush_commits(alias)
     return results
 
 
-def _flush_commits() -> None:
+def _flush_commits(alias: str = DEFAULT_DB_ALIAS) -> None:
     """Schemas are committed with synchronous_commit off (no wait for the disk per schema);
     one synchronous commit afterwards puts all of them on disk before we report success."""
-    with postgres.connect() as conn:
+    with postgres.connect(alias) as conn:
         conn.execute("BEGIN; SELECT txid_current(); COMMIT;")

@@ -7,13 +7,16 @@ Problems an operator can fix are ``OperationError``s with a message that says wh
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
 from tenants import media, postgres
+from tenants.cells import alias_of
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
@@ -96,7 +99,8 @@ def rename_slug(tenant: Tenant, new_slug: str) -> list[str]:
         tenant.slug = new_slug
         if schema_mode():
             old_schema, new_schema = tenant.schema_name, schema_name_for_slug(new_slug)
-            with connection.cursor() as cursor:
+            # In the tenant's cell; its own transaction there commits just before this one.
+            with _in_cell(tenant) as connection, connection.cursor() as cursor:
                 if postgres.schema_exists(cursor, new_schema):
                     raise OperationError(f"A schema named {new_schema!r} already exists.")
                 cursor.execute(postgres.rename_schema_sql(old_schema, new_schema))
@@ -129,13 +133,15 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
         raise OperationError("The default tenant is the platform's own site; it cannot go.")
     done = []
     schema = tenant.schema_name
-    if schema_mode() and _schema_exists(schema):
+    using = alias_of(tenant)  # the tenant's cell
+    if schema_mode() and _schema_exists(schema, using):
         if drop_schema:
-            with connection.cursor() as cursor:
+            with _in_cell(tenant) as connection, connection.cursor() as cursor:
                 cursor.execute(postgres.drop_schema_sql(schema))
             done.append(f"dropped schema {schema} and its data")
         else:
-            archive = archive_schema(schema)
+            with _in_cell(tenant):
+                archive = archive_schema(schema, using)
             done.append(
                 f"kept its data in schema {archive} (DROP SCHEMA {archive} CASCADE to free it)"
             )
@@ -150,7 +156,7 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
     return done
 
 
-def archive_schema(schema: str) -> str:
+def archive_schema(schema: str, using: str = "default") -> str:
     """Rename a deleted tenant's schema out of the way and drop its foreign keys to public.
 
     The name starts with "_" like the factory's own schemas: no tenant can take it, and
@@ -158,7 +164,7 @@ def archive_schema(schema: str) -> str:
     """
     stamp = timezone.now().strftime("%Y%m%d%H%M%S")
     archive = f"_deleted_{schema[: 63 - len(stamp) - 10]}_{stamp}"
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT r.relname, c.conname FROM pg_constraint c "
             "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
@@ -176,9 +182,18 @@ def archive_schema(schema: str) -> str:
     return archive
 
 
-def _schema_exists(schema: str) -> bool:
-    with connection.cursor() as cursor:
+def _schema_exists(schema: str, using: str = "default") -> bool:
+    with connections[using].cursor() as cursor:
         return postgres.schema_exists(cursor, schema)
+
+
+@contextmanager
+def _in_cell(tenant: Tenant):
+    """The connection of ``tenant``'s cell, in a transaction there (nested in the caller's on
+    the control database, so the cell commits just before it)."""
+    using = alias_of(tenant)
+    with transaction.atomic(using=using):
+        yield connections[using]
 
 
 # --- Domains -------------------------------------------------------------------------------------

@@ -134,3 +134,43 @@ def print_table(console: Console, title: str, headers: list[str], rows: list[lis
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(table)
+
+
+class StepProgress:
+    """A multi-step operation on one thing (``tenants move``): a bar of its steps on a
+    terminal, one timestamped line per step in a log (what a script or a test waits for)."""
+
+    def __init__(self, console: Console, label: str, steps: tuple[str, ...]):
+        self.console, self.label, self.steps = console, label, steps
+        self.started = time.perf_counter()
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[step]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.label, total=len(self.steps), step="")
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            if exc[0] is None:
+                self._progress.update(self._task, completed=len(self.steps), step="done")
+            self._progress.__exit__(*exc)
+
+    def step(self, name: str) -> None:
+        done = self.steps.index(name) if name in self.steps else None
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, step=name)
+            return
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"{self.label}: {name} ({elapsed:.2f} s)")
+        self.console.file.flush()

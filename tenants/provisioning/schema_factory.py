@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from tenants import postgres
 from tenants.provisioning import schema_pool, schema_template
@@ -51,8 +51,15 @@ def check_tenant_schema_name(schema_name: str) -> None:
         raise SchemaNameRefused(f"{schema_name!r} is not a valid tenant schema name.")
 
 
-def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | None = None) -> str:
-    """Create the schema ``schema_name`` with every tenant table, as the migrations would.
+def create_tenant_schema(
+    schema_name: str,
+    *,
+    on_step: Callable[[str], None] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> str:
+    """Create the schema ``schema_name`` with every tenant table, as the migrations would, in
+    the database ``using`` (a cell's alias; the script is the control database's, whose public
+    schema every cell's matches).
 
     Runs in the caller's transaction (or its own, if there is none). Returns how the schema was
     made: ``"spare"``, ``"script"`` or ``"migrations"``. ``on_step`` is called with
@@ -62,13 +69,14 @@ def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | N
     """
     check_tenant_schema_name(schema_name)
     step = on_step or (lambda _name: None)
-    if current_tenant() is not None or connection.schema_name != settings.PUBLIC_SCHEMA_NAME:
+    target = connections[using]
+    if current_tenant() is not None or target.schema_name != settings.PUBLIC_SCHEMA_NAME:
         # The script names public tables as seen from the public search path.
         raise RuntimeError("create_tenant_schema() runs with no tenant active (platform code).")
-    with no_tenant(), transaction.atomic(savepoint=False):
+    with no_tenant(), transaction.atomic(using=using, savepoint=False):
         if schema_pool.pool_size() > 0:
-            claimed = schema_pool.claim(schema_name)
-            schema_pool.request_refill_on_commit()
+            claimed = schema_pool.claim(schema_name, using=using)
+            schema_pool.request_refill_on_commit(using)
             if claimed:
                 step("schema")
                 step("clone")
@@ -78,13 +86,13 @@ def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | N
             script = schema_template.current_script()
         except schema_template.UnsupportedTemplate as problem:
             logger.warning("Creating schema %s by migrations: %s", schema_name, problem)
-            with connection.cursor() as cursor:
+            with target.cursor() as cursor:
                 cursor.execute(create)
             step("schema")
-            schema_template.migrate_schema(schema_name)
+            schema_template.migrate_schema(schema_name, using=using)
             step("clone")
             return "migrations"
-        with connection.cursor() as cursor:
+        with target.cursor() as cursor:
             cursor.execute(create)
             step("schema")
             cursor.execute(script.render(schema_name))
@@ -92,41 +100,48 @@ def create_tenant_schema(schema_name: str, *, on_step: Callable[[str], None] | N
         return "script"
 
 
-def prepare(*, spares: int | None = None, drop_stale: bool = True) -> dict:
-    """Deploy step: build the template for the current code, fill the pool, drop stale ones."""
+def prepare(
+    *, spares: int | None = None, drop_stale: bool = True, using: str = DEFAULT_DB_ALIAS
+) -> dict:
+    """Deploy step: build the template for the current code (on the control database), fill
+    the pool of database ``using`` (each cell has its own), drop stale templates and spares."""
     with no_tenant():
         template = schema_template.ensure_template()
         script = schema_template.current_script()
-        dropped = schema_pool.drop_stale() if drop_stale else []
-        created = schema_pool.fill(spares)
+        dropped = schema_pool.drop_stale(using) if drop_stale else []
+        created = schema_pool.fill(spares, using=using)
         return {
             "template": template,
             "statements": script.statement_count,
             "spares_created": created,
-            "spares_ready": len(schema_pool.spare_names()),
+            "spares_ready": len(schema_pool.spare_names(using)),
             "dropped": dropped,
         }
 
 
-def orphan_schemas() -> list[str]:
-    """Schemas that look like a tenant's but belong to no tenant (left by a crash elsewhere)."""
+def orphan_schemas(using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Schemas of database ``using`` that look like a tenant's but belong to no tenant of that
+    cell (left by a crash elsewhere, or the old copy of a tenant that moved)."""
+    from tenants.cells import alias_of
     from tenants.models import Tenant
 
     with no_tenant():
-        with connection.cursor() as cursor:
+        with connections[using].cursor() as cursor:
             cursor.execute(
                 "SELECT nspname FROM pg_namespace WHERE nspname !~ '^(pg_|_)' "
                 "AND nspname <> ALL(%s) ORDER BY nspname",
                 [sorted(SYSTEM_SCHEMAS)],
             )
             schemas = [row[0] for row in cursor.fetchall()]
-        owned = set(
-            Tenant.objects.filter(schema_name__in=schemas).values_list("schema_name", flat=True)
-        )
+        owned = {
+            tenant.schema_name
+            for tenant in Tenant.objects.filter(schema_name__in=schemas).only("schema_name", "cell")
+            if alias_of(tenant) == using
+        }
     return [name for name in schemas if name not in owned]
 
 
-def drop_schema(schema_name: str) -> None:
+def drop_schema(schema_name: str, using: str = DEFAULT_DB_ALIAS) -> None:
     """Drop a schema and everything in it (used for orphans; tenants are deleted elsewhere)."""
-    with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+    with no_tenant(), transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(postgres.drop_schema_sql(schema_name))

@@ -27,7 +27,7 @@ import threading
 import uuid
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from psycopg import sql
 
 from tenants import postgres
@@ -48,10 +48,10 @@ def spare_prefix(fingerprint: str | None = None) -> str:
     return f"{SPARE_PREFIX}{fingerprint or schema_template.migrations_fingerprint()}_"
 
 
-def spare_names() -> list[str]:
-    """Spare schemas ready for the current code."""
+def spare_names(using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Spare schemas ready for the current code, in database ``using`` (a cell's alias)."""
     prefix = spare_prefix()
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname > %s AND nspname < %s ORDER BY nspname",
             [prefix, prefix + "~"],
@@ -90,7 +90,7 @@ SELECT current_setting('tenants.claimed_spare') <> ''
 """
 
 
-def claim(schema_name: str) -> bool:
+def claim(schema_name: str, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Rename a spare schema to ``schema_name`` in the current transaction; False if none.
 
     The spare's sequences are set to the template's values, so the schema is exactly what the
@@ -107,16 +107,16 @@ def claim(schema_name: str) -> bool:
         target=sql.Literal(schema_name),
         reset=sql.Literal(script.reset_sequences(schema_name)),
     )
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(query.as_string())
         cursor.nextset()
         return cursor.fetchone()[0]
 
 
-def create_spare() -> str:
+def create_spare(using: str = DEFAULT_DB_ALIAS) -> str:
     """Make one spare schema from the template script and commit it; returns its name."""
     script = schema_template.current_script()
-    with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+    with no_tenant(), transaction.atomic(using=using), connections[using].cursor() as cursor:
         return _make_spare(cursor, script)
 
 
@@ -126,8 +126,9 @@ def _make_spare(cursor, script) -> str:
     return name
 
 
-def fill(target: int | None = None) -> int:
-    """Create spares until ``target`` (default: the pool size) are ready; returns how many.
+def fill(target: int | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Create spares in database ``using`` until ``target`` (default: the pool size) are ready;
+    returns how many.
 
     One filler per database at a time: each spare is counted and made in a transaction of its
     own that holds a transaction-level advisory lock. If another process holds it, this returns
@@ -140,29 +141,29 @@ def fill(target: int | None = None) -> int:
     target = pool_size() if target is None else target
     created = 0
     # Bounded, in case sign-ups claim spares as fast as they are made.
-    while created < 3 * target and _create_spare_if_short(target):
+    while created < 3 * target and _create_spare_if_short(target, using):
         created += 1
     return created
 
 
-def _create_spare_if_short(target: int) -> bool:
+def _create_spare_if_short(target: int, using: str) -> bool:
     """Make and commit one spare if fewer than ``target`` are ready and no other process is
     filling the pool (a transaction-level advisory lock); whether it made one."""
-    if len(spare_names()) >= target:  # the common case, without a transaction or a script
+    if len(spare_names(using)) >= target:  # the common case, without a transaction or a script
         return False
     script = schema_template.current_script()
-    with no_tenant(), transaction.atomic(), connection.cursor() as cursor:
+    with no_tenant(), transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FILL_LOCK_KEY])
-        if not cursor.fetchone()[0] or len(spare_names()) >= target:
+        if not cursor.fetchone()[0] or len(spare_names(using)) >= target:
             return False
         _make_spare(cursor, script)
     return True
 
 
-def drop_stale() -> list[str]:
+def drop_stale(using: str = DEFAULT_DB_ALIAS) -> list[str]:
     """Drop templates and spares made for other code (another migrations fingerprint)."""
     current = {schema_template.template_schema_name(), spare_prefix()}
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) "
             "OR starts_with(nspname, %s) ORDER BY nspname",
@@ -173,7 +174,7 @@ def drop_stale() -> list[str]:
     for name in names:
         if name in current or name.startswith(spare_prefix()):
             continue
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
             # A spare being claimed right now is locked: leave it to its claimer.
             cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [name])
             if not cursor.fetchone()[0]:
@@ -193,8 +194,9 @@ class _Refiller:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._aliases: set[str] = set()  # databases (cells) whose pool lost a spare
 
-    def request(self) -> None:
+    def request(self, using: str = DEFAULT_DB_ALIAS) -> None:
         if settings.TENANCY_SCHEMA_POOL_REFILL != "background" or pool_size() <= 0:
             return
         with self._lock:
@@ -203,14 +205,18 @@ class _Refiller:
                     target=self._run, name="tenant-schema-pool", daemon=True
                 )
                 self._thread.start()
+            self._aliases.add(using)
         self._wake.set()
 
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
+            with self._lock:
+                aliases, self._aliases = self._aliases, set()
             try:
-                fill()
+                for alias in sorted(aliases):
+                    fill(using=alias)
             except Exception:
                 logger.exception("Refilling the spare tenant schema pool failed")
             finally:
@@ -220,7 +226,8 @@ class _Refiller:
 _refiller = _Refiller()
 
 
-def request_refill_on_commit() -> None:
-    """Once the current transaction commits, have this process top the pool up (background)."""
+def request_refill_on_commit(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Once the current transaction commits, have this process top the pool of database
+    ``using`` up (background). Each cell has a pool of its own."""
     if settings.TENANCY_SCHEMA_POOL_REFILL == "background" and pool_size() > 0:
-        transaction.on_commit(_refiller.request)
+        transaction.on_commit(lambda: _refiller.request(using), using=using)

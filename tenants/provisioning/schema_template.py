@@ -40,7 +40,7 @@ import django
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from psycopg import sql
 
 from tenants import postgres
@@ -109,13 +109,20 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def migrate_schema(name: str) -> None:
+def migrate_schema(name: str, using: str = "default") -> None:
     """Run every tenant migration in the existing schema ``name``: django-tenants' own path.
 
     Call it inside a transaction (django-tenants closes the connection otherwise).
     """
-    call_command("migrate_schemas", tenant=True, schema_name=name, interactive=False, verbosity=0)
-    connection.set_schema_to_public()
+    call_command(
+        "migrate_schemas",
+        tenant=True,
+        schema_name=name,
+        interactive=False,
+        verbosity=0,
+        database=using,
+    )
+    connections[using].set_schema_to_public()
 
 
 def migrate_new_schema(name: str) -> None:

@@ -29,9 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.dispatch import Signal
 
+from tenants import cells
+from tenants.cellconfig import CONTROL, alias_for_cell
 from tenants.conf import is_platform_slug, public_schema, schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.provisioning.starter import starter_pages
@@ -64,10 +66,13 @@ class SiteNameUnavailable(ValidationError):
         self.reason = reason
 
 
-def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
+def name_in_use(
+    slug: str, schema_name: str, domain: str, using: str = DEFAULT_DB_ALIAS
+) -> str | None:
     """Why a new tenant cannot have this slug, schema or domain (one query), or None.
 
-    A schema of that name with no tenant (left by something else) counts as taken too.
+    A schema of that name with no tenant (left by something else) counts as taken too, on the
+    control database and on the cell ``using`` the tenant is placed in.
     """
     qn = connection.ops.quote_name
     # Exact matches use the unique indexes (flat in fleet size); schema names that differ only
@@ -87,6 +92,13 @@ def name_in_use(slug: str, schema_name: str, domain: str) -> str | None:
         return f"The site name '{slug}' is taken."
     if in_use[1]:
         return f"{domain} already serves another site."
+    if using != DEFAULT_DB_ALIAS and schema_mode():
+        with no_tenant(), connections[using].cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", [schema_name]
+            )
+            if cursor.fetchone()[0]:
+                return f"The site name '{slug}' is taken."
     return None
 
 
@@ -127,9 +139,16 @@ def create_tenant(
     schema_name: str | None = None,
     pages: list[dict] | None = None,
     reserved_ok: bool = False,
+    cell: str | None = None,
 ) -> Provisioned:
     """Create a tenant with its schema (schema mode), primary domain, first pages and, given an
     owner, the owner's admin access on the new site.
+
+    The tenant goes to ``cell`` if given (``NoCellAvailable`` if it is down), else to the cell
+    the placement policy picks (``tenants.cells.place``); the platform's own site always stays
+    on the control database. With a cell, its writes are a transaction of their own inside this
+    one and commit just before it: a failure of the control database's commit after that leaves
+    an orphan schema in the cell (``clean_orphan_schemas``), never a tenant without its data.
 
     Raises ``ValidationError`` for an invalid name or domain, and ``SiteNameUnavailable`` (a
     ValidationError) if the slug is reserved or the slug, schema or domain taken, before
@@ -137,18 +156,29 @@ def create_tenant(
     (TENANCY_DEFAULT_TENANT) may take its slug, and ``reserved_ok`` lets the demo seed make the
     demo tenants the names are kept for.
     """
+    placed = CONTROL if is_platform_slug(slug) else cells.place(cell)
+    using = alias_for_cell(placed)
+    if using == DEFAULT_DB_ALIAS:
+        return _create_tenant(name, slug, domain, owner, schema_name, pages, reserved_ok, placed)
+    with transaction.atomic(using=using):
+        return _create_tenant(name, slug, domain, owner, schema_name, pages, reserved_ok, placed)
+
+
+def _create_tenant(name, slug, domain, owner, schema_name, pages, reserved_ok, placed):
+    using = alias_for_cell(placed)
     with no_tenant():
         tenant = Tenant(
             name=name,
             slug=slug,
             owner=owner,
             schema_name=schema_name or schema_name_for_slug(slug),
+            cell="" if placed == CONTROL else placed,
         )
         tenant.full_clean(exclude=["owner"], validate_unique=False)
         primary = Domain(domain=domain, is_primary=True)
         primary.full_clean(exclude=["tenant"], validate_unique=False)
         take_turns_with_same_name(tenant.schema_name)
-        problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain)
+        problem = name_in_use(tenant.slug, tenant.schema_name, primary.domain, using)
         if problem is None and not (reserved_ok or is_platform_slug(slug)):
             problem = tenant_slug_problem(slug)
         if problem:
@@ -160,7 +190,7 @@ def create_tenant(
         if schema_mode() and tenant.schema_name != public_schema():
             from tenants.provisioning.schema_factory import create_tenant_schema
 
-            create_tenant_schema(tenant.schema_name, on_step=step)
+            create_tenant_schema(tenant.schema_name, on_step=step, using=using)
         tenant.save()  # its post_save clears the host lookups once this commits
         step("tenant", tenant)
         primary.tenant = tenant

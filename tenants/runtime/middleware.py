@@ -60,6 +60,8 @@ class TenantMiddleware:
         tenants.runtime.resolution) may have lost its schema: its queries fail. That is "site
         not found", never a 500. An outage is never taken for a deleted tenant."""
         if unavailable.is_unavailable(exception):
+            if unavailable.moved_away(exception):
+                resolution.invalidate()  # the tenant is on another cell now: look it up again
             return unavailable.response(request, exception)
         tenant = getattr(request, "tenant", None)
         if tenant is None or not isinstance(exception, DatabaseError):

@@ -71,6 +71,21 @@ def is_unavailable(exception: BaseException) -> bool:
     return False
 
 
+# The message of the seal on a tenant's old copy after a move (tenants.operations.move).
+MOVED_AWAY = "This tenant moved to cell"
+
+
+def moved_away(exception: BaseException) -> bool:
+    """A write hit the old copy of a tenant that moved to another cell: this process's host
+    lookup is stale (it is forgotten, so the next request finds the new cell at once)."""
+    error = _driver_error(exception)
+    return (
+        isinstance(error, psycopg.Error)
+        and error.sqlstate == "55P03"
+        and str(error).startswith(MOVED_AWAY)
+    )
+
+
 def _driver_error(exception: BaseException) -> BaseException | None:
     """The driver's exception behind Django's wrapper (its ``__cause__``), or None."""
     if isinstance(exception, DjangoDatabaseError):

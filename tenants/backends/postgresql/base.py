@@ -51,6 +51,7 @@ from django_tenants.postgresql_backend import base as django_tenants_base
 from django_tenants.utils import quote_schema_name
 
 from tenants.backends.transaction_state import TransactionStateMixin
+from tenants.cells import alias_of
 from tenants.runtime.context import current_tenant
 
 DatabaseError = django_tenants_base.DatabaseError
@@ -61,10 +62,16 @@ class TenantContextConflict(RuntimeError):
     """Code set a schema through django-tenants' API that differs from the active tenant."""
 
 
+class TenantOnAnotherCell(TenantContextConflict):
+    """A query for the active tenant reached the connection of a cell that does not hold it."""
+
+
 class DatabaseWrapper(TransactionStateMixin, django_tenants_base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         self.schemas_served: set[str] = set()  # distinct schemas this server session has set
         self.transaction_state = bool(getattr(settings, "TENANCY_TRANSACTION_POOLER", False))
+        # With cells (tenants.cells) a tenant's schema exists in its own cell only.
+        self.cells = bool(getattr(settings, "TENANCY_CELLS", None))
         super().__init__(*args, **kwargs)
 
     def get_new_connection(self, conn_params):
@@ -141,6 +148,12 @@ class DatabaseWrapper(TransactionStateMixin, django_tenants_base.DatabaseWrapper
             if explicit == public or not self.include_public_schema:
                 return [explicit]
             return [explicit, public]
+        if self.cells and alias_of(tenant) != self.alias:
+            raise TenantOnAnotherCell(
+                f"Tenant {tenant.schema_name!r} lives in cell {tenant.cell or 'default'!r}, "
+                f"not on database alias {self.alias!r}; route its queries with the router "
+                "(tenants.cells) or use tenants.cells.tenant_alias()."
+            )
         if explicit in (public, tenant.schema_name):
             return [tenant.schema_name]
         raise TenantContextConflict(

@@ -19,15 +19,23 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run=False, **options):
         if not schema_mode():
             raise CommandError("Tenant schemas exist in schema mode only (TENANCY_MODE=schema).")
-        orphans = schema_factory.orphan_schemas()
+        from tenants.cellconfig import alias_for_cell
+        from tenants.cells import cell_names
+
+        orphans = [
+            (alias_for_cell(cell), name)
+            for cell in cell_names()
+            for name in schema_factory.orphan_schemas(alias_for_cell(cell))
+        ]
         if not orphans:
             self.stdout.write("No orphan schemas.")
             return
-        for name in orphans:
+        for using, name in orphans:
+            where = f" ({using})" if using != "default" else ""
             if dry_run:
-                self.stdout.write(f"orphan   {name}")
+                self.stdout.write(f"orphan   {name}{where}")
             else:
-                schema_factory.drop_schema(name)
-                self.stdout.write(f"dropped  {name}")
+                schema_factory.drop_schema(name, using)
+                self.stdout.write(f"dropped  {name}{where}")
         if dry_run:
             self.stdout.write(f"{len(orphans)} orphan schema(s); run without --dry-run to drop.")

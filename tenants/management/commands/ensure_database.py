@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from psycopg import sql
 
-from tenants import postgres, rls
+from tenants import cells, postgres, rls
 
 
 class Command(BaseCommand):
@@ -11,24 +11,36 @@ class Command(BaseCommand):
         "Create the configured PostgreSQL database if it does not exist yet (nothing to do on "
         "SQLite, which creates its file itself). With row-level security on, also the "
         "application's role if missing (needs a role allowed to create roles, such as the "
-        "local server's postgres)."
+        "local server's postgres). With TENANCY_CELLS, each cell's database too."
     )
 
     def handle(self, *args, **options):
         alias = rls.owner_alias()
         if connections[alias].vendor != "postgresql":
             return
+        self._ensure(alias)
+        if rls.enabled():
+            name = connections[alias].settings_dict["NAME"]
+            try:
+                self._ensure_app_role(alias, name)
+            except psycopg.OperationalError as error:
+                raise CommandError(
+                    f"Cannot reach PostgreSQL for database {name!r}: {error}".strip()
+                ) from error
+        for cell_alias in cells.configured().values():  # each cell's database (docs/cells.md)
+            self._ensure(cell_alias)
+
+    def _ensure(self, alias):
         name = connections[alias].settings_dict["NAME"]
+        where = "" if alias in ("default", rls.OWNER) else f" (cell alias {alias})"
         try:
             if not postgres.database_exists(name, alias):
                 with postgres.connect(alias, database="postgres") as admin:
                     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                self.stdout.write(f"Created database {name}.")
-            if rls.enabled():
-                self._ensure_app_role(alias, name)
+                self.stdout.write(f"Created database {name}{where}.")
         except psycopg.OperationalError as error:
             raise CommandError(
-                f"Cannot reach PostgreSQL for database {name!r}: {error}".strip()
+                f"Cannot reach PostgreSQL for database {name!r}{where}: {error}".strip()
             ) from error
 
     def _ensure_app_role(self, alias, name):

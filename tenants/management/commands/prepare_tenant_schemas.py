@@ -29,14 +29,22 @@ class Command(BaseCommand):
             raise CommandError("Tenant schemas exist in schema mode only (TENANCY_MODE=schema).")
         if spares is not None and spares < 0:
             raise CommandError("--spares cannot be negative.")
-        report = schema_factory.prepare(spares=spares, drop_stale=not keep_stale)
-        self.stdout.write(
-            f"template {report['template']} ({report['statements']} statements per new schema)"
-        )
-        for name in report["dropped"]:
-            self.stdout.write(f"dropped  {name} (older code)")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"spares   {report['spares_ready']} ready ({report['spares_created']} made now)"
+        from tenants.cellconfig import alias_for_cell
+        from tenants.cells import cell_names
+
+        for cell in cell_names():
+            using = alias_for_cell(cell)
+            report = schema_factory.prepare(spares=spares, drop_stale=not keep_stale, using=using)
+            where = f"[{cell}] " if len(cell_names()) > 1 else ""
+            self.stdout.write(
+                f"{where}template {report['template']} "
+                f"({report['statements']} statements per new schema)"
             )
-        )
+            for name in report["dropped"]:
+                self.stdout.write(f"{where}dropped  {name} (older code)")
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{where}spares   {report['spares_ready']} ready "
+                    f"({report['spares_created']} made now)"
+                )
+            )

@@ -16,6 +16,8 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, IntegrityError, transaction
 
+from tenants import cells
+from tenants.cellconfig import CONTROL, alias_for_cell
 from tenants.conf import public_schema, schema_mode, site_domain
 from tenants.management.actions import TENANT_HELP, action_parsers, add_jobs_argument
 from tenants.models import Tenant, TenantOwnedModel
@@ -27,7 +29,11 @@ from tenants.runtime.context import no_tenant, tenant_context
 EXAMPLES = {
     "create": """examples:
   manage.py tenants create --name "Acme Corporation" --slug acme
-  manage.py tenants create --name Shop --slug shop --domain shop.example.com --owner alice""",
+  manage.py tenants create --name Shop --slug shop --domain shop.example.com --owner alice
+  manage.py tenants create --name Acme --slug acme --cell eu2   (pinned to a cell)""",
+    "cells": """example:
+  manage.py tenants cells            (each cell: tenants, reachable, latency)
+  manage.py tenants cells --json""",
     "list": """examples:
   manage.py tenants list
   manage.py tenants list --inactive
@@ -58,6 +64,12 @@ rerun to apply what is left); 2 bad usage""",
   manage.py tenants import acme.zip --slug acme2 --domain www.acme2.example
 exit status: 0 imported and verified; 1 refused (damaged archive, checksums, taken name,
 another person's username): nothing was imported""",
+    "move": """examples:
+  manage.py tenants move acme --to eu2     (schema mode with TENANCY_CELLS; docs/cells.md)
+    copies the site unfrozen, freezes its writes for the final copy and the switch (reads
+    go on), verifies every table, switches the map, then removes the old copy
+exit status: 0 moved (or finished an interrupted move); 1 not moved: the site serves from
+its old cell; rerun the same command after a failure or a kill""",
     "run": """examples:
   manage.py tenants run --tenant acme -- shell -c "from home.models import PageContent; \\
       print(PageContent.objects.count())"
@@ -80,8 +92,11 @@ ACTIONS = {
     "migrate": "Apply pending migrations to the public schema, then to every tenant schema in "
     "parallel (schema mode; in row mode this is plain 'migrate').",
     "run": "Run any management command for one tenant or for all of them.",
+    "cells": "List the cells (PostgreSQL servers holding tenants' data) with their tenant "
+    "counts and health (docs/cells.md).",
     "export": "Write one tenant's site (rows, accounts, uploads) to an archive file.",
     "import": "Restore a tenant archive as a new tenant, verified against its checksums.",
+    "move": "Move a tenant to another cell, its writes frozen only for the final switch.",
 }
 
 
@@ -132,6 +147,14 @@ class Command(BaseCommand):
             help="Ask nothing: a new owner's password comes from $TENANT_OWNER_PASSWORD, or it "
             "has none yet.",
         )
+        parser.add_argument(
+            "--cell",
+            help="Put it in this cell (a TENANCY_CELLS name, or 'default' for the control "
+            "database) instead of the one the placement policy picks.",
+        )
+
+    def _cells_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
 
     def _list_arguments(self, parser):
         parser.add_argument("--json", action="store_true", dest="as_json", help="JSON for scripts.")
@@ -233,6 +256,10 @@ class Command(BaseCommand):
             "archive's account as <username>-<slug> instead of refusing.",
         )
 
+    def _move_arguments(self, parser):
+        parser.add_argument("tenant", help=TENANT_HELP)
+        parser.add_argument("--to", required=True, metavar="CELL", help="The target cell.")
+
     def handle(self, *args, action, **options):
         self.verbosity = options.get("verbosity", 1)
         self.console = console_for(self.stdout)
@@ -256,7 +283,7 @@ class Command(BaseCommand):
 
     # --- create / list / show ------------------------------------------------------------------
 
-    def do_create(self, *, name, slug, domain, owner, owner_email, no_input, **_):
+    def do_create(self, *, name, slug, domain, owner, owner_email, no_input, cell=None, **_):
         from tenants.provisioning.services import create_tenant
 
         domain = domain or site_domain(slug)
@@ -265,12 +292,16 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = self._owner(owner, owner_email, password) if owner else None
             try:
-                result = create_tenant(name=name, slug=slug, domain=domain, owner=user)
+                result = create_tenant(name=name, slug=slug, domain=domain, owner=user, cell=cell)
             except ValidationError as error:
                 raise CommandError(lifecycle.validation_message(error)) from error
+            except (cells.UnknownCell, cells.NoCellAvailable) as error:
+                raise CommandError(str(error)) from error
         self.stdout.write(self.style.SUCCESS(result.message))
         if schema_mode():
             self.stdout.write(f"schema: {result.tenant.schema_name}")
+        if cells.enabled():
+            self.stdout.write(f"cell: {result.tenant.cell or CONTROL}")
         if user is not None:
             self.stdout.write(_sign_in_advice(result.tenant, user))
 
@@ -351,6 +382,7 @@ class Command(BaseCommand):
             "slug": tenant.slug,
             "name": tenant.name,
             "schema": tenant.schema_name if schema_mode() else None,
+            "cell": tenant.cell or CONTROL,
             "active": tenant.is_active,
             "default": tenant.is_default,
             "owner": tenant.owner.username if tenant.owner else None,
@@ -371,12 +403,14 @@ class Command(BaseCommand):
         schema = schema_mode()
         headers = ["Slug", "Name", "Primary domain", "Domains", "Active", "Owner"]
         headers[2:2] = ["Schema"] if schema else []
+        headers[2:2] = ["Cell"] if cells.enabled() else []
         table = []
         for row in rows:
-            cells = [row["slug"], row["name"], row["primary_domain"], len(row["domains"])]
-            cells[2:2] = [row["schema"]] if schema else []
-            cells += ["yes" if row["active"] else "NO", row["owner"] or "-"]
-            table.append(cells)
+            line = [row["slug"], row["name"], row["primary_domain"], len(row["domains"])]
+            line[2:2] = [row["schema"]] if schema else []
+            line[2:2] = [row["cell"]] if cells.enabled() else []
+            line += ["yes" if row["active"] else "NO", row["owner"] or "-"]
+            table.append(line)
         print_table(self.console, f"{len(rows)} tenants", headers, table)
 
     def do_show(self, *, tenant, as_json, **_):
@@ -423,7 +457,7 @@ class Command(BaseCommand):
     def _schema_state(self, tenant) -> str:
         from tenants import postgres
 
-        with postgres.connect() as conn:
+        with postgres.connect(cells.alias_of(tenant)) as conn:
             applied = fleet.read_applied(conn, [tenant.schema_name])
         if tenant.schema_name not in applied:
             return "MISSING"
@@ -431,6 +465,43 @@ class Command(BaseCommand):
             return "not migrated"
         pending = fleet.forwards_plan(fleet.load_graph(), applied[tenant.schema_name])
         return f"{len(pending)} migrations pending" if pending else "up to date"
+
+    def do_cells(self, *, as_json, **_):
+        counts = cells.tenant_counts()
+        rows = []
+        for name in cells.cell_names():
+            state = cells.health(name)
+            rows.append(
+                {
+                    "cell": name,
+                    "alias": state.alias,
+                    "tenants": counts.get(name, 0),
+                    "reachable": state.reachable,
+                    "latency_ms": None if state.latency_ms is None else round(state.latency_ms, 1),
+                    "error": state.error,
+                }
+            )
+        if as_json:
+            self.stdout.write(_dumps(rows))
+        else:
+            self._print_cells(rows)
+        if not all(r["reachable"] for r in rows):
+            raise CommandError("Some cells are not reachable.", returncode=1)
+
+    def _print_cells(self, rows):
+        table = [
+            [
+                r["cell"],
+                r["alias"],
+                r["tenants"],
+                "yes" if r["reachable"] else "NO",
+                "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ms",
+                r["error"] or "",
+            ]
+            for r in rows
+        ]
+        headers = ["Cell", "Alias", "Tenants", "Reachable", "Latency", "Error"]
+        print_table(self.console, f"{len(rows)} cells", headers, table)
 
     # --- state changes ---------------------------------------------------------------------------
 
@@ -483,14 +554,17 @@ class Command(BaseCommand):
             self._migrate_row_mode(tenants, plan=plan, check=check)
             return
         started = time.perf_counter()
-        public_pending = not skip_public and not tenants and fleet.public_needs_migrating()
-        if (plan or check) and public_pending:
-            self.stdout.write("public: migrations pending")
-        elif public_pending:
-            self.stdout.write("Migrating the public schema")
-            fleet.run_django_executor(public_schema(), verbosity=self.verbosity)
-        slugs = self._slugs_by_schema(tenants)
-        fleet_plan = fleet.plan_fleet(sorted(slugs), precompute=executor == "auto")
+        public_pending = self._migrate_public_schemas(skip_public or bool(tenants), plan or check)
+        slugs_by_cell = self._slugs_by_schema(tenants)
+        slugs = {
+            schema: slug for mapping in slugs_by_cell.values() for schema, slug in mapping.items()
+        }
+        precompute = executor == "auto"
+        plans = [
+            fleet.plan_fleet(sorted(mapping), precompute=precompute, alias=alias_for_cell(cell))
+            for cell, mapping in slugs_by_cell.items()
+        ]
+        fleet_plan = _merged(plans)
         if plan or check:
             self._print_plan(fleet_plan, public_pending)
             if check and (fleet_plan.pending or public_pending or fleet_plan.missing):
@@ -502,8 +576,27 @@ class Command(BaseCommand):
                 f"({time.perf_counter() - started:.2f}s)."
             )
             return
-        results = self._apply_fleet_plan(fleet_plan, slugs, jobs, lock_timeout)
+        results = self._apply_fleet_plan(fleet_plan, slugs, jobs, lock_timeout, plans)
         self._migrate_summary(results, fleet_plan, len(slugs), time.perf_counter() - started, slugs)
+
+    def _migrate_public_schemas(self, skip: bool, dry: bool) -> bool:
+        """The public schema of the control database, then of each cell (the shared apps, so
+        that a cell's tenant schemas find what they refer to). Whether any was pending."""
+        if skip:
+            return False
+        pending = False
+        for cell in cells.cell_names():
+            alias = alias_for_cell(cell)
+            if not fleet.public_needs_migrating(alias):
+                continue
+            pending = True
+            where = "" if alias == "default" else f" of cell {cell}"
+            if dry:
+                self.stdout.write(f"public{where}: migrations pending")
+            else:
+                self.stdout.write(f"Migrating the public schema{where}")
+                fleet.run_django_executor(public_schema(), verbosity=self.verbosity, alias=alias)
+        return pending
 
     def _migrate_row_mode(self, tenants, *, plan, check):
         if tenants:
@@ -513,15 +606,19 @@ class Command(BaseCommand):
             "migrate", interactive=False, verbosity=self.verbosity, check_unapplied=check, plan=plan
         )
 
-    def _slugs_by_schema(self, tenants) -> dict[str, str]:
-        """The tenant schemas to migrate (those of ``tenants``, else all), with their slugs."""
+    def _slugs_by_schema(self, tenants) -> dict[str, dict[str, str]]:
+        """The tenant schemas to migrate (those of ``tenants``, else all), with their slugs,
+        by cell."""
         with no_tenant():
             chosen = Tenant.objects.exclude(schema_name=public_schema())
             if tenants:
                 chosen = chosen.filter(pk__in=[lifecycle.find_tenant(t).pk for t in tenants])
-            return dict(chosen.values_list("schema_name", "slug"))
+            by_cell: dict[str, dict[str, str]] = {}
+            for schema, slug, cell in chosen.values_list("schema_name", "slug", "cell"):
+                by_cell.setdefault(cell or CONTROL, {})[schema] = slug
+            return by_cell
 
-    def _apply_fleet_plan(self, fleet_plan, slugs, jobs, lock_timeout):
+    def _apply_fleet_plan(self, fleet_plan, slugs, jobs, lock_timeout, plans=None):
         if self.verbosity >= 1:
             for group in fleet_plan.groups:
                 self.stdout.write(_describe_group(group))
@@ -529,7 +626,7 @@ class Command(BaseCommand):
         progress = FleetProgress(self.console, total, "tenant schemas", verbosity=self.verbosity)
         with progress:
             return fleet.apply_plan(
-                fleet_plan,
+                plans or fleet_plan,
                 jobs=jobs,
                 lock_timeout=lock_timeout,
                 on_result=lambda r: progress.advance(
@@ -627,6 +724,40 @@ class Command(BaseCommand):
             for label, info in done.tables.items():
                 self.stdout.write(f"  {label}: {info['rows']} rows, sha256 {info['checksum']}")
 
+    def do_move(self, *, tenant, to, **_):
+        from tenants.operations.move import MoveError, move_tenant
+        from tenants.operations.progress import StepProgress
+
+        tenant = lifecycle.find_tenant(tenant)
+        with StepProgress(self.console, f"move {tenant.slug}", MOVE_STEPS) as progress:
+            try:
+                done = move_tenant(tenant, to, on_step=progress.step)
+            except MoveError as error:
+                raise CommandError(str(error)) from error
+        if done.resumed:
+            self.stdout.write(done.resumed)
+        if done.source == done.target and not done.freeze_started:
+            self.stdout.write(f"{tenant.slug} is on cell {done.target}.")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Moved {tenant.slug} from {done.source} to {done.target} in "
+                    f"{done.total_seconds:.2f} s; writes frozen "
+                    f"{done.freeze_seconds * 1000:.0f} ms "
+                    f"({done.delta_rows} rows copied during the freeze)."
+                )
+            )
+        rows = sum(rows for rows, _ in done.tables.values())
+        if done.tables:
+            self.stdout.write(f"verified: {rows} rows in {len(done.tables)} tables equal on both")
+        if done.removed:
+            self.stdout.write(done.removed)
+        if self.verbosity >= 2:
+            for label, info in done.checksums.items():
+                self.stdout.write(f"  {label}: {info['rows']} rows, sha256 {info['checksum']}")
+            for table, (count, digest) in done.tables.items():
+                self.stdout.write(f"  {table}: {count} rows, md5 {digest}")
+
     # --- run -------------------------------------------------------------------------------------
 
     def do_run(
@@ -676,6 +807,20 @@ class Command(BaseCommand):
                 f"{command_name} failed for {', '.join(failures)}{more}"
                 + (f"; {succeeded} other tenants succeeded." if succeeded is not None else ".")
             )
+
+
+MOVE_STEPS = (
+    "export",
+    "schema",
+    "import",
+    "copied",
+    "freeze",
+    "sync",
+    "verify",
+    "seal",
+    "switch",
+    "remove-old-copy",
+)
 
 
 def _add_flags(parser, flags: dict[str, str]):
@@ -773,6 +918,15 @@ def _describe_group(group) -> str:
         names += f", ... ({len(group.plan)} in all)"
     how = group.label + (f": {group.reason}" if group.reason else "")
     return f"{len(group.schemas)} schemas: {names or 'create migration table'} via {how}"
+
+
+def _merged(plans):
+    """One plan for printing and counting, made of every cell's."""
+    return fleet.FleetPlan(
+        groups=[group for one in plans for group in one.groups],
+        up_to_date=[schema for one in plans for schema in one.up_to_date],
+        missing=[schema for one in plans for schema in one.missing],
+    )
 
 
 def _dumps(data) -> str:

@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.core.management.color import no_style
 from django.db import connections, models, transaction
 
-from tenants import media
+from tenants import cells, media
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.operations.lifecycle import validation_message
@@ -77,7 +77,9 @@ def import_tenant(
         restorer = _Restorer(reader, tables, using, rename_users)
         try:
             with transaction.atomic(), transaction.atomic(using=using):
-                restorer.tenant = _target_tenant(reader.manifest, slug, domain, name, keep_identity)
+                restorer.tenant = _target_tenant(
+                    reader.manifest, slug, domain, name, keep_identity, using
+                )
                 restorer.run(keep_identity)
         except (ValueError, TypeError) as error:  # a value the database cannot take
             restorer.remove_files(new_tenant=not keep_identity)
@@ -126,13 +128,16 @@ def _compare(name: str, expected: dict, rows, where: str) -> dict:
     return {"rows": count, "checksum": digest}
 
 
-def _target_tenant(manifest, slug, domain, name, keep_identity) -> Tenant:
+def _target_tenant(manifest, slug, domain, name, keep_identity, using) -> Tenant:
     source = manifest["source"]
     if keep_identity:
         with no_tenant():
             tenant = Tenant.objects.filter(pk=source["id"], slug=source["slug"]).first()
         if tenant is None:
             raise ArchiveError(f"No tenant {source['slug']} (id {source['id']}) to restore into.")
+        if cells.enabled():  # a move: its queries here go to the cell being written
+            names = {alias: name for name, alias in cells.configured().items()}
+            tenant.cell = names.get(using, "")
         return tenant
     from tenants.provisioning.services import create_tenant
 

@@ -1,0 +1,176 @@
+"""Cells: PostgreSQL servers that hold tenants' data, beside the control database.
+
+The control database (alias ``default``) holds the platform: tenants with their cell
+(``Tenant.cell``), domains, platform accounts and the job queue. A tenant's own data lives in
+its cell (alias ``cell_<name>``; ``""`` = the control database). Django's multi-database
+routing sends every query there: ``CellRouter`` reads the current tenant
+(``tenants.runtime.context``) and sends tenant models to its cell and platform models to the
+control database; the schema backend refuses a query that reaches a connection of another cell
+while a tenant is active (``TenantOnAnotherCell``). What lives where: docs/cells.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from tenants.cellconfig import CONTROL, alias_for_cell
+from tenants.runtime.context import current_tenant
+
+# Models that live on the control database only, whatever tenant is active.
+PLATFORM_APPS = frozenset({"tenants", "django_tasks_db"})
+
+
+class UnknownCell(ValueError):
+    """A cell name that TENANCY_CELLS does not configure."""
+
+
+def configured() -> dict[str, str]:
+    """Configured cells: name -> alias (empty: one server, no cells)."""
+    return getattr(settings, "TENANCY_CELLS", {}) or {}
+
+
+def enabled() -> bool:
+    return bool(configured())
+
+
+def cell_names() -> list[str]:
+    """Every cell a tenant may live in: ``default`` (the control database) and the others."""
+    return [CONTROL, *configured()]
+
+
+def check_cell(name: str) -> str:
+    """``name`` normalised (``""`` -> ``default``), or UnknownCell."""
+    name = name or CONTROL
+    if name != CONTROL and name not in configured():
+        raise UnknownCell(f"No cell {name!r}: TENANCY_CELLS has {sorted(configured()) or 'none'}.")
+    return name
+
+
+def alias_of(tenant) -> str:
+    """Database alias of ``tenant``'s data."""
+    cell = getattr(tenant, "cell", "") or ""
+    if not cell:
+        return DEFAULT_DB_ALIAS
+    return configured().get(cell) or alias_for_cell(cell)
+
+
+def tenant_alias() -> str:
+    """Alias of the current tenant's data (the control database with no tenant active)."""
+    tenant = current_tenant()
+    return DEFAULT_DB_ALIAS if tenant is None else alias_of(tenant)
+
+
+def _tenant_model():
+    from tenants.models import Tenant
+
+    return Tenant
+
+
+class CellRouter:
+    """Platform models to the control database; everything else to the current tenant's cell.
+
+    Listed before django-tenants' TenantSyncRouter, which decides what is migrated where
+    (shared apps in each database's public schema, tenant apps in tenant schemas).
+    """
+
+    def _route(self, model, **hints):
+        if model._meta.app_label in PLATFORM_APPS:
+            return DEFAULT_DB_ALIAS
+        tenant = current_tenant()
+        return DEFAULT_DB_ALIAS if tenant is None else alias_of(tenant)
+
+    db_for_read = _route
+    db_for_write = _route
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        """On a cell, what django-tenants allows on the control database (which it alone
+        knows): shared apps in its public schema, tenant apps in tenant schemas."""
+        if db == DEFAULT_DB_ALIAS or db not in configured().values():
+            return None
+        from django_tenants.routers import TenantSyncRouter
+
+        public = connections[db].schema_name == settings.PUBLIC_SCHEMA_NAME
+        apps = settings.SHARED_APPS if public else settings.TENANT_APPS
+        return TenantSyncRouter().app_in_list(app_label, apps)
+
+    def allow_relation(self, obj1, obj2, **hints):
+        # A tenant-owned row's ``tenant`` is a bare id (no database constraint,
+        # decision 0001): it may point from a cell at the control database's Tenant.
+        Tenant = _tenant_model()
+        if isinstance(obj1, Tenant) or isinstance(obj2, Tenant):
+            return True
+        return obj1._state.db == obj2._state.db or None
+
+
+# --- Health ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CellHealth:
+    name: str
+    alias: str
+    reachable: bool
+    latency_ms: float | None
+    error: str = ""
+
+
+def health(name: str, timeout: float = 2.0) -> CellHealth:
+    """Connect to the cell anew and run ``SELECT 1``: reachable, and how long it took."""
+    from tenants import postgres
+
+    alias = alias_for_cell(name)
+    started = time.perf_counter()
+    try:
+        with postgres.connect(alias, connect_timeout=max(1, round(timeout))) as conn:
+            conn.execute("SELECT 1")
+    except Exception as error:  # any failure to answer is "down", with the reason
+        return CellHealth(name, alias, False, None, postgres.describe_error(error))
+    return CellHealth(name, alias, True, (time.perf_counter() - started) * 1000)
+
+
+def tenant_counts() -> dict[str, int]:
+    """Tenants per cell (every cell listed, ``default`` for the control database)."""
+    from django.db.models import Count
+
+    from tenants.models import Tenant
+    from tenants.runtime.context import no_tenant
+
+    counts = dict.fromkeys(cell_names(), 0)
+    with no_tenant():
+        for row in Tenant.objects.values("cell").annotate(n=Count("pk")).order_by():
+            counts[row["cell"] or CONTROL] = counts.get(row["cell"] or CONTROL, 0) + row["n"]
+    return counts
+
+
+# --- Placement ---------------------------------------------------------------------------------
+
+
+class NoCellAvailable(RuntimeError):
+    """The pinned cell is down."""
+
+
+def place(pinned: str | None = None) -> str:
+    """The cell a new tenant goes to: ``pinned`` if given (and up), else the reachable
+    configured cell with the fewest tenants; the control database when no cell is configured
+    or every cell is down (sign-ups keep working)."""
+    if pinned:
+        name = check_cell(pinned)
+        if name != CONTROL and not health(name).reachable:
+            raise NoCellAvailable(f"Cell {name!r} is not reachable.")
+        return name
+    if not enabled():
+        return CONTROL
+    counts = tenant_counts()
+    for name in sorted(configured(), key=lambda n: (counts.get(n, 0), n)):
+        if health(name).reachable:
+            return name
+    return CONTROL
+
+
+def connection_for(name: str):
+    """Django's connection to cell ``name``."""
+    return connections[alias_for_cell(check_cell(name))]
