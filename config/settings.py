@@ -257,7 +257,7 @@ if TENANCY_ROW_LEVEL_SECURITY:
 # Cells (docs/cells.md): more PostgreSQL servers holding tenants' data, beside the control
 # database (DATABASE_URL: tenants, domains, platform accounts, the tenant -> cell map).
 # TENANCY_CELLS="eu1=postgres://...,eu2=postgres://..." gives aliases cell_eu1, cell_eu2 (with
-# row-level security each would add cell_<name>_owner, as default has owner). Empty: one server.
+# row-level security also cell_<name>_owner, as default has owner). Empty: one server.
 TENANCY_CELLS: dict[str, str] = {}  # cell name -> database alias
 _cells = env("TENANCY_CELLS", default="").strip()
 if _cells:
@@ -265,19 +265,22 @@ if _cells:
 
     if "postgresql" not in _engine:
         raise ImproperlyConfigured("TENANCY_CELLS needs PostgreSQL (DATABASE_URL=postgres://...).")
-    if not SCHEMA_MODE:
-        raise ImproperlyConfigured(
-            "TENANCY_CELLS is built for schema mode only so far (docs/cells.md#row-mode)."
-        )
+    # Each cell's URL is like DATABASE_URL: with row-level security, the tables' owner's; the
+    # site then connects to the cell as the control database's application role.
     _cell_databases = cell_databases(
         _cells,
         DATABASES["default"],
         env.db_url_config,
         connect_timeout=env.int("TENANCY_CELL_CONNECT_TIMEOUT", default=3),
+        owner=DATABASES.get("owner") if TENANCY_ROW_LEVEL_SECURITY else None,
     )
     DATABASES.update(_cell_databases)
-    TENANCY_CELLS = {alias.removeprefix("cell_"): alias for alias in _cell_databases}
-    DATABASE_ROUTERS = ["tenants.cells.CellRouter", *DATABASE_ROUTERS]
+    TENANCY_CELLS = {
+        alias.removeprefix("cell_"): alias
+        for alias in _cell_databases
+        if not alias.endswith("_owner")
+    }
+    DATABASE_ROUTERS = ["tenants.cells.CellRouter", *globals().get("DATABASE_ROUTERS", [])]
 
 # Outages and slow queries (docs/operations.md#database-outages): no request waits for ever.
 # A connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (every process). In server

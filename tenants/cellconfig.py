@@ -1,9 +1,9 @@
 """``TENANCY_CELLS`` read into database aliases; imported by the settings (no Django imports).
 
-Naming: cell ``eu1`` is alias ``cell_eu1``. With row-level security a cell would need the same
-role split as the control database (``default`` = the site's role, ``owner`` = the tables'
-owner): its owner alias would be ``cell_eu1_owner`` (``owner_alias()``), which no cell name can
-clash with because names may not contain ``_owner`` at the end.
+Naming: cell ``eu1`` is alias ``cell_eu1``. With row-level security a cell has the same role
+split as the control database (``default`` = the site's role, ``owner`` = the tables' owner):
+``cell_eu1`` is the site's role and ``cell_eu1_owner`` the owner (``owner_alias()``); cell names
+(letters and digits) cannot make an alias that ends in ``_owner`` otherwise.
 """
 
 from __future__ import annotations
@@ -48,9 +48,20 @@ def parse_cells(value: str) -> dict[str, str]:
     return cells
 
 
-def cell_databases(value: str, control: dict, url_config, *, connect_timeout: int) -> dict:
+def is_owner_alias(alias: str) -> bool:
+    return alias == "owner" or (alias.startswith(CELL_PREFIX) and alias.endswith("_owner"))
+
+
+def cell_databases(
+    value: str, control: dict, url_config, *, connect_timeout: int, owner: dict | None = None
+) -> dict:
     """DATABASES entries of the cells: each like the control database's (engine, connection
-    settings, pool) but at its own URL, and quick to give up on a server that is down."""
+    settings, pool) but at its own URL, and quick to give up on a server that is down.
+
+    With ``owner`` (row-level security: the control database's owner alias), each cell gets
+    two: ``cell_<name>_owner`` as the URL's role, like ``owner``, and ``cell_<name>`` as the
+    control database's application role (same name and password on every cell), like
+    ``default``."""
     try:
         cells = parse_cells(value)
     except CellConfigError as problem:
@@ -59,13 +70,22 @@ def cell_databases(value: str, control: dict, url_config, *, connect_timeout: in
         raise ImproperlyConfigured(str(problem)) from problem
     databases = {}
     for name, url in cells.items():
-        config = {k: v for k, v in control.items() if k not in ("NAME", "USER", "PASSWORD")}
-        config.update(
-            {k: v for k, v in url_config(url).items() if k in ("NAME", "USER", "PASSWORD")}
-        )
         parsed = url_config(url)
-        config["HOST"], config["PORT"] = parsed.get("HOST", ""), parsed.get("PORT", "")
-        config["OPTIONS"] = {**control.get("OPTIONS", {}), "connect_timeout": connect_timeout}
-        config["TEST"] = {"NAME": None}
-        databases[alias_for_cell(name)] = config
+        where = {key: parsed.get(key, "") for key in ("NAME", "HOST", "PORT")}
+        role = {key: parsed.get(key, "") for key in ("USER", "PASSWORD")}
+        alias = alias_for_cell(name)
+        if owner is None:
+            databases[alias] = _like(control, {**where, **role}, connect_timeout)
+        else:
+            app_role = {key: control.get(key, "") for key in ("USER", "PASSWORD")}
+            databases[alias] = _like(control, {**where, **app_role}, connect_timeout)
+            databases[owner_alias(alias)] = _like(owner, {**where, **role}, connect_timeout)
     return databases
+
+
+def _like(template: dict, server: dict, connect_timeout: int) -> dict:
+    config = {k: v for k, v in template.items() if k not in ("NAME", "USER", "PASSWORD")}
+    config.update(server)
+    config["OPTIONS"] = {**template.get("OPTIONS", {}), "connect_timeout": connect_timeout}
+    config["TEST"] = {"NAME": None}
+    return config

@@ -5,12 +5,15 @@ The control database (alias ``default``) holds the platform: tenants with their 
 its cell (alias ``cell_<name>``; ``""`` = the control database). Django's multi-database
 routing sends every query there: ``CellRouter`` reads the current tenant
 (``tenants.runtime.context``) and sends tenant models to its cell and platform models to the
-control database; the schema backend refuses a query that reaches a connection of another cell
-while a tenant is active (``TenantOnAnotherCell``). What lives where: docs/cells.md.
+control database (row mode: tenant-owned models that point at no platform table; see
+``in_cell``). A cell's connection serves its own tenants only: the schema backend refuses a
+cursor for another cell's tenant (``TenantOnAnotherCell``), the row-level security backend sends
+no tenant for one (no row admitted). What lives where: docs/cells.md.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -18,10 +21,15 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from tenants.cellconfig import CONTROL, alias_for_cell
+from tenants.conf import schema_mode
 from tenants.runtime.context import current_tenant
 
 # Models that live on the control database only, whatever tenant is active.
 PLATFORM_APPS = frozenset({"tenants", "django_tasks_db"})
+
+
+class TenantOnAnotherCell(RuntimeError):
+    """A query for the active tenant reached the connection of a cell that does not hold it."""
 
 
 class UnknownCell(ValueError):
@@ -64,6 +72,33 @@ def tenant_alias() -> str:
     return DEFAULT_DB_ALIAS if tenant is None else alias_of(tenant)
 
 
+@functools.cache
+def _row_mode_cell_model(model) -> bool:
+    """Row mode: a tenant-owned model none of whose foreign keys (but the tenant's) points at a
+    platform table goes to the cell; one that does (``accounts.Membership`` -> a platform
+    account, ``accounts.LogEntryTenant`` -> the admin log) stays on the control database with
+    what it points at."""
+    from tenants.models import TenantOwnedModel
+
+    if not issubclass(model, TenantOwnedModel):
+        return False
+    for field in model._meta.concrete_fields:
+        target = getattr(field, "related_model", None)
+        if target is None or target is model or field.name == "tenant":
+            continue
+        if not _row_mode_cell_model(target):
+            return False
+    return True
+
+
+def in_cell(model) -> bool:
+    """Whether ``model``'s rows live in the tenant's cell (else on the control database).
+    Schema mode: everything but the platform apps (``tenants``, ``django_tasks_db``)."""
+    if model._meta.app_label in PLATFORM_APPS:
+        return False
+    return True if schema_mode() else _row_mode_cell_model(model)
+
+
 def _tenant_model():
     from tenants.models import Tenant
 
@@ -78,7 +113,7 @@ class CellRouter:
     """
 
     def _route(self, model, **hints):
-        if model._meta.app_label in PLATFORM_APPS:
+        if not in_cell(model):
             return DEFAULT_DB_ALIAS
         tenant = current_tenant()
         return DEFAULT_DB_ALIAS if tenant is None else alias_of(tenant)
@@ -88,8 +123,12 @@ class CellRouter:
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         """On a cell, what django-tenants allows on the control database (which it alone
-        knows): shared apps in its public schema, tenant apps in tenant schemas."""
+        knows): shared apps in its public schema, tenant apps in tenant schemas. Row mode:
+        every table, like the control database (the cell's copies of platform tables stay
+        empty)."""
         if db == DEFAULT_DB_ALIAS or db not in configured().values():
+            return None
+        if not schema_mode():
             return None
         from django_tenants.routers import TenantSyncRouter
 
@@ -174,3 +213,20 @@ def place(pinned: str | None = None) -> str:
 def connection_for(name: str):
     """Django's connection to cell ``name``."""
     return connections[alias_for_cell(check_cell(name))]
+
+
+def delete_cell_rows(tenant) -> int:
+    """Row mode: delete ``tenant``'s rows in its cell (run in its context, scopes disabled, as
+    ``Tenant.delete()`` does); returns how many."""
+    from django.apps import apps
+    from django.db import transaction
+
+    from tenants.models import TenantOwnedModel
+
+    using = alias_of(tenant)
+    deleted = 0
+    with transaction.atomic(using=using):
+        for model in apps.get_models():
+            if issubclass(model, TenantOwnedModel) and in_cell(model):
+                deleted += model._base_manager.using(using).filter(tenant_id=tenant.pk).delete()[0]
+    return deleted

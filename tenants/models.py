@@ -82,6 +82,10 @@ class Tenant(TenantMixin):
         row mode from this tenant's own context, where row-level security shows its rows."""
         own = tenant_context(self) if self.pk is not None and not schema_mode() else nullcontext()
         with own, scopes_disabled():
+            if self.cell and not schema_mode():
+                from tenants.cells import delete_cell_rows
+
+                delete_cell_rows(self)  # Django's cascade looks on this row's database only
             return super().delete(*args, **kwargs)
 
     @property

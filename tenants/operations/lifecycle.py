@@ -16,7 +16,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from tenants import media, postgres
-from tenants.cells import alias_of
+from tenants.cells import alias_of, delete_cell_rows
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Domain, Tenant
 from tenants.runtime.context import no_tenant, scopes_disabled, tenant_context
@@ -149,6 +149,8 @@ def delete_tenant(tenant: Tenant, *, drop_schema: bool) -> list[str]:
     # see exactly this tenant's rows. Schema mode: from public (its schema is gone or archived).
     with no_tenant() if schema_mode() else tenant_context(tenant), scopes_disabled():
         domains = list(tenant.domains.values_list("domain", flat=True))
+        if tenant.cell and not schema_mode():
+            delete_cell_rows(tenant)  # row mode: its rows in its cell (Django's cascade: here)
         Tenant.objects.filter(pk=tenant.pk).delete()
     names = ", ".join(domains) or "none"
     done.insert(0, f"deleted tenant {tenant.slug} and its domains ({names})")

@@ -160,7 +160,9 @@ def create_tenant(
     using = alias_for_cell(placed)
     if using == DEFAULT_DB_ALIAS:
         return _create_tenant(name, slug, domain, owner, schema_name, pages, reserved_ok, placed)
-    with transaction.atomic(using=using):
+    # Entered with no tenant: the cell's connection (and its pool's check) may open here, and
+    # the caller's tenant (the platform's, for a sign-up) does not live in that cell.
+    with no_tenant(), transaction.atomic(using=using):
         return _create_tenant(name, slug, domain, owner, schema_name, pages, reserved_ok, placed)
 
 

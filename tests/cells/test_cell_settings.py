@@ -9,7 +9,6 @@ from tests.support.servers import manage
     ("mode", "url", "message"),
     [
         ("row", "sqlite:///db-cells-refused.sqlite3", "TENANCY_CELLS needs PostgreSQL"),
-        ("row", "postgres://postgres@127.0.0.1:5432/x", "schema mode only"),
         ("schema", "postgres://postgres@127.0.0.1:5432/x", "cell name 'Bad!'"),
     ],
 )

@@ -50,6 +50,7 @@ from django.core.exceptions import ValidationError
 from django_tenants.postgresql_backend import base as django_tenants_base
 from django_tenants.utils import quote_schema_name
 
+from tenants import cells
 from tenants.backends.transaction_state import TransactionStateMixin
 from tenants.cells import alias_of
 from tenants.runtime.context import current_tenant
@@ -62,7 +63,7 @@ class TenantContextConflict(RuntimeError):
     """Code set a schema through django-tenants' API that differs from the active tenant."""
 
 
-class TenantOnAnotherCell(TenantContextConflict):
+class TenantOnAnotherCell(TenantContextConflict, cells.TenantOnAnotherCell):
     """A query for the active tenant reached the connection of a cell that does not hold it."""
 
 

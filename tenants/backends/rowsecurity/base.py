@@ -28,7 +28,9 @@ from django.db.backends.postgresql import base as postgresql
 from tenants import rls
 from tenants.backends.rowsecurity.creation import DatabaseCreation
 from tenants.backends.transaction_state import TransactionStateMixin
-from tenants.runtime.context import current_tenant
+from tenants.cellconfig import CELL_PREFIX, is_owner_alias
+from tenants.cells import alias_of
+from tenants.runtime.context import current_tenant, no_tenant
 
 _verified: set[tuple] = set()  # (host, port, database, user) whose isolation was checked
 
@@ -38,13 +40,23 @@ class DatabaseWrapper(TransactionStateMixin, postgresql.DatabaseWrapper):
 
     def __init__(self, settings_dict, alias="default", *args, **kwargs):
         # The owner, and Django's connections to the server's maintenance database, send none.
-        self.transaction_state = alias not in (rls.OWNER, NO_DB_ALIAS)
+        # (A cell's owner alias, cell_<name>_owner, is an owner too: tenants.cellconfig.)
+        self.transaction_state = alias != NO_DB_ALIAS and not is_owner_alias(alias)
+        # A cell's own connection (tenants.cells) serves the tenants of that cell only.
+        self.cell = alias.startswith(CELL_PREFIX) and self.transaction_state
         super().__init__(settings_dict, alias, *args, **kwargs)
 
     def tenant_state(self):
         """``SET LOCAL tenancy.tenant_id = ...; `` for the current tenant."""
         tenant = current_tenant()
-        return _NO_TENANT if tenant is None else _tenant_state(tenant.id)
+        if tenant is None:
+            return _NO_TENANT
+        if self.cell and alias_of(tenant) != self.alias:
+            # Not this cell's tenant: the policies see no tenant and admit no row (fail closed).
+            # Not an error: the connection pool's health check on checkout runs in whatever
+            # tenant's context the request has (the platform's, for a sign-up placed here).
+            return _NO_TENANT
+        return _tenant_state(tenant.id)
 
     def is_usable(self):
         """Django's health check (``SELECT 1``), without the tenant state: it reads no table,
@@ -68,7 +80,9 @@ class DatabaseWrapper(TransactionStateMixin, postgresql.DatabaseWrapper):
         key = (params["HOST"], params["PORT"], params["NAME"], params["USER"])
         if key in _verified:
             return
-        with self.connection.cursor() as cursor:
+        # Whatever tenant is active (a cell's first connection may open in the platform's
+        # context, during a sign-up placed there): the check is about the role, not a tenant.
+        with no_tenant(), self.connection.cursor() as cursor:
             problems = rls.isolation_problems(cursor)
         if problems:
             raise ImproperlyConfigured(

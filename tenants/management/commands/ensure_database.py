@@ -4,6 +4,7 @@ from django.db import connections
 from psycopg import sql
 
 from tenants import cells, postgres, rls
+from tenants.cellconfig import owner_alias
 
 
 class Command(BaseCommand):
@@ -28,7 +29,10 @@ class Command(BaseCommand):
                     f"Cannot reach PostgreSQL for database {name!r}: {error}".strip()
                 ) from error
         for cell_alias in cells.configured().values():  # each cell's database (docs/cells.md)
-            self._ensure(cell_alias)
+            target = owner_alias(cell_alias) if rls.enabled() else cell_alias
+            self._ensure(target)
+            if rls.enabled():
+                self._ensure_app_role(target, connections[target].settings_dict["NAME"])
 
     def _ensure(self, alias):
         name = connections[alias].settings_dict["NAME"]

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from django.core.management.commands import migrate
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from tenants import rls
+from tenants import cells, rls
+from tenants.cellconfig import is_owner_alias, owner_alias
 
 
 class Command(migrate.Command):
@@ -23,14 +24,16 @@ class Command(migrate.Command):
             return super().handle(*args, **options)
         if options["database"] == DEFAULT_DB_ALIAS:
             options["database"] = rls.OWNER
+        elif options["database"] in cells.configured().values():  # a cell: as its owner
+            options["database"] = owner_alias(options["database"])
         # Data migrations that ignore their schema editor's alias (django_tasks_db's RunPython
         # uses Model.objects) would run as the site's role, which may not touch new tables.
         with _default_is(connections[options["database"]]):
             super().handle(*args, **options)
-        if options["database"] == rls.OWNER:
-            if rls.reapply_if_missing(rls.OWNER) and options["verbosity"]:
+        if is_owner_alias(options["database"]):
+            if rls.reapply_if_missing(options["database"]) and options["verbosity"]:
                 self.stdout.write("Row-level security put on tables migrated without it.")
-            rls.ensure_app_role(rls.OWNER)
+            rls.ensure_app_role(options["database"])
 
 
 @contextmanager

@@ -605,6 +605,16 @@ class Command(BaseCommand):
         call_command(
             "migrate", interactive=False, verbosity=self.verbosity, check_unapplied=check, plan=plan
         )
+        for cell, alias in cells.configured().items():  # each cell's tables (docs/cells.md)
+            self.stdout.write(f"Cell {cell}: running 'migrate --database {alias}'.")
+            call_command(
+                "migrate",
+                database=alias,
+                interactive=False,
+                verbosity=self.verbosity,
+                check_unapplied=check,
+                plan=plan,
+            )
 
     def _slugs_by_schema(self, tenants) -> dict[str, dict[str, str]]:
         """The tenant schemas to migrate (those of ``tenants``, else all), with their slugs,
