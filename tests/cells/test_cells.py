@@ -11,6 +11,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from django.conf import settings
 
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
 from tests.support.postgres import create_database, database_url, drop_database, postgres_rows
-from tests.support.servers import Visitor, manage, start_server
+from tests.support.servers import Visitor, gunicorn, manage, start_server
 from tests.support.services import PostgresCluster
 from tests.support.worker import WORKER_FLAGS
 
@@ -97,17 +98,7 @@ def fleet(tmp_path_factory):
 
 
 def sign_up(fleet, username):
-    body = json.dumps(
-        {
-            "username": username,
-            "email": f"{username}@example.com",
-            "password": PASSWORD,
-            "site_name": f"{username} site",
-        }
-    ).encode()
-    return fleet.server.request(
-        "localhost", "/api/register/", data=body, headers={"Content-Type": "application/json"}
-    )
+    return _sign_up_on(fleet.server, username)
 
 
 def assert_lives_only_in(fleet, slug):
@@ -162,6 +153,40 @@ def test_a_signed_up_site_is_made_in_a_cell_from_its_spare_and_its_owner_signs_i
     ) == [(1,)]
     assert fleet.server.get("cellsigner.localhost").status == 200
     assert Visitor(fleet.server).login("cellsigner.localhost", "cellsigner", PASSWORD)
+
+
+def test_sign_ups_on_a_threaded_production_server_land_in_cells(fleet, tmp_path):
+    """gunicorn's threads make their first connection to a cell while a new tenant is active
+    (Django's version check opens a cursor then): sign-ups must not be refused for it."""
+    server = start_server(
+        gunicorn("--workers=1", "--threads=4", "--no-control-socket"),
+        env=fleet.env,
+        log_dir=tmp_path,
+    )
+    try:
+        names = [f"threaded{n}" for n in range(4)]
+        with ThreadPoolExecutor(len(names)) as pool:
+            answers = list(pool.map(lambda name: _sign_up_on(server, name), names))
+        assert [a.status for a in answers] == [201] * len(names), [a.text for a in answers]
+        for name in names:
+            assert assert_lives_only_in(fleet, name)[1] in CELLS
+            assert name in server.get(f"{name}.localhost").text
+    finally:
+        server.stop()
+
+
+def _sign_up_on(server, username):
+    body = json.dumps(
+        {
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": PASSWORD,
+            "site_name": f"{username} site",
+        }
+    ).encode()
+    return server.request(
+        "localhost", "/api/register/", data=body, headers={"Content-Type": "application/json"}
+    )
 
 
 def test_jobs_and_commands_of_a_tenant_run_on_its_cell(fleet):
