@@ -37,12 +37,12 @@ import sys
 import time
 
 import psycopg
+import psycopg.sql
 
 from benchmarks import inprocess, report
 from benchmarks.home_page import bench_database
 from benchmarks.inprocess import ARTIFACTS, ROOT, Variant
 from benchmarks.postgres_files import run_server_command, server_binary
-from benchmarks.schema_memory import memory_sweep
 
 DATA = ARTIFACTS / "pg-cells"
 QUESTIONS = ("catalog", "home", "provision", "migrate", "memory", "dump")
@@ -149,25 +149,55 @@ def catalog(variants) -> dict:
 
 
 def home(variants, args) -> dict:
-    """All four variants interleaved; two tables, each against its mode's 10-tenant baseline."""
-    group = list(variants.values())
-    workers = inprocess.start_workers(group, processes=args.processes)
+    """The four databases, and the big ones again with traffic on fewer of their tenants (the
+    10-tenant databases' traffic, and a worker's ceiling's worth): size apart from coldness.
+    All interleaved; two tables, each against its mode's 10-tenant database."""
+    group, strides = list(variants.values()), {}
+    if args.warm:  # warming every one of 10,000 or 100,000 tenants: too long, and moot
+        group = [v for v in group if v.baseline]
+    for mode in ("schema", "row"):
+        big = variants[mode, "big"]
+        for active in args.active:
+            if active < big.tenants:
+                label = f"{big.label}, {active:,} active"
+                group.append(Variant(label, big.settings, big.database_url, big.kind,
+                                     big.tenants, big.env))  # fmt: skip
+                strides[label] = big.tenants // active
+    workers = _start_workers(group, args.processes, strides)
     try:
-        results = inprocess.measure(workers, args.rounds, args.requests, warm=False)
+        results = inprocess.measure(workers, args.rounds, args.requests, warm=args.warm)
     finally:
         inprocess.stop_workers(workers)
     out = {}
     for mode in ("schema", "row"):
-        small, big = variants[mode, "small"].label, variants[mode, "big"].label
-        subset = {small: results[small], big: results[big]}
+        small = variants[mode, "small"].label
+        subset = {v.label: results[v.label] for v in group if v.kind == mode}
         title = (
             f"\n## Home page, {mode} mode: in-process, {args.processes} processes x "
-            f"{args.rounds} rounds x {args.requests} requests, rotating over every tenant, "
-            "interleaved ('+% vs plain' is vs the 10-tenant database here)"
+            f"{args.rounds} rounds x {args.requests} requests, rotating over every (active) "
+            f"tenant, {'each warmed first, ' if args.warm else ''}interleaved "
+            "('+% vs plain' is vs the 10-tenant database here)"
         )
         print(report.table(title, subset, small), flush=True)
         out[mode] = report.summary(subset, small)
     return out
+
+
+def _start_workers(group, processes: int, strides: dict[str, int]):
+    """inprocess.start_workers, but a variant in ``strides`` serves every stride-th tenant only."""
+    workers = []
+    try:
+        for variant in group:
+            stride = strides.get(variant.label)
+            for i in range(processes):
+                worker = inprocess.WorkerProcess(variant, hash_seed=i + 1)
+                workers.append(worker)
+                worker.call("prepare", kind=variant.kind, tenants=variant.tenants,
+                            share=(0, stride) if stride else None)  # fmt: skip
+    except BaseException:
+        inprocess.stop_workers(workers)
+        raise
+    return workers
 
 
 def _child(variant: Variant, task: str, **options) -> dict:
@@ -202,18 +232,27 @@ def provision(variants, args) -> dict:
     return out
 
 
-RESET_ADD_COLUMN = """
-DO $$
-DECLARE s text;
-BEGIN
-  FOR s IN SELECT table_schema FROM information_schema.columns
-           WHERE table_name = 'migrate_bench_app_widget' AND column_name = 'score' LOOP
-    EXECUTE format('ALTER TABLE %I.migrate_bench_app_widget DROP COLUMN score', s);
-    EXECUTE format('DELETE FROM %I.django_migrations WHERE app = ''migrate_bench_app'' '
-                   'AND name = ''0002_widget_score''', s);
-  END LOOP;
-END $$;
-"""
+def _reset_add_column(url: str) -> None:
+    """Remove the column added by stage 2 and its migration record from every schema again, a
+    transaction per schema (one for 10,000 would need more locks than the server has)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        schemas = conn.execute(
+            "SELECT table_schema FROM information_schema.columns "
+            "WHERE table_name = 'migrate_bench_app_widget' AND column_name = 'score'"
+        ).fetchall()
+        for (schema,) in schemas:
+            with conn.transaction():
+                name = psycopg.sql.Identifier(schema)
+                conn.execute(
+                    psycopg.sql.SQL("ALTER TABLE {}.migrate_bench_app_widget DROP COLUMN score")
+                    .format(name)
+                )  # fmt: skip
+                conn.execute(
+                    psycopg.sql.SQL(
+                        "DELETE FROM {}.django_migrations WHERE app = 'migrate_bench_app' "
+                        "AND name = '0002_widget_score'"
+                    ).format(name)
+                )
 
 
 def _fleet_migrate(variant: Variant, stage: int, jobs: int) -> float:
@@ -230,7 +269,9 @@ def _fleet_migrate(variant: Variant, stage: int, jobs: int) -> float:
     )  # fmt: skip
     if done.returncode != 0:
         sys.exit(f"tenants migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    print(f"    {variant.label}, stage {stage}: {elapsed:.1f} s", file=sys.stderr, flush=True)
+    return elapsed
 
 
 def _columns(url: str) -> int:
@@ -252,17 +293,17 @@ def migrate(variants, args) -> dict:
     for size in ("small", "big"):
         variant = variants["schema", size]
         url = variant.database_url
-        sql(url, RESET_ADD_COLUMN)
+        _reset_add_column(url)
         first = _fleet_migrate(variant, 1, args.jobs)
         noop = [_fleet_migrate(variant, 1, args.jobs) for _ in range(args.migrate_repeat)]
         add = []
         for _ in range(args.migrate_repeat):
-            sql(url, RESET_ADD_COLUMN)
+            _reset_add_column(url)
             add.append(_fleet_migrate(variant, 2, args.jobs))
             schemas = sql(url, "SELECT count(*) FROM tenants_tenant")[0][0]
             if _columns(url) < schemas:
                 sys.exit(f"{variant.label}: {_columns(url)} schemas have the column, {schemas}")
-        sql(url, RESET_ADD_COLUMN)
+        _reset_add_column(url)
         row = {"first_s": first, "noop_s": statistics.median(noop), "add_s": statistics.median(add)}
         row.update(noop_runs=noop, add_runs=add)
         base = base or row
@@ -290,17 +331,19 @@ def _pss(pid: int) -> int:
 
 def memory(variants, args) -> dict:
     """One worker, one connection, serving tenants 1..N once each; the server process at
-    checkpoints (schema mode without a ceiling and with the default one; row mode)."""
+    checkpoints (schema mode without a ceiling and with the default one; row mode).
+    CONN_MAX_AGE is raised so that only the ceiling recycles the connection."""
     out = {}
-    big = variants["schema", "big"]
+    big, row = variants["schema", "big"], variants["row", "big"]
+    long_lived = {"CONN_MAX_AGE": "36000"}
     cases = [
         Variant(f"{big.label}, no ceiling", big.settings, big.database_url, "schema",
-                big.tenants, env={"TENANCY_CONNECTION_MAX_SCHEMAS": "0"}),
+                big.tenants, env={**long_lived, "TENANCY_CONNECTION_MAX_SCHEMAS": "0"}),
         Variant(f"{big.label}, default ceiling", big.settings, big.database_url, "schema",
-                big.tenants),
+                big.tenants, env=long_lived),
+        Variant(row.label, row.settings, row.database_url, "row", row.tenants,
+                {**row.env, **long_lived}),
     ]  # fmt: skip
-    row = variants["row", "big"]
-    cases.append(Variant(row.label, row.settings, row.database_url, "row", row.tenants, row.env))
     limit = min(args.memory_tenants, big.tenants)
     checkpoints = [c for c in (1, 10, 100, 1000, 2500, 5000, 10000) if c < limit] + [limit]
     print("\n## Memory of one connection's server process after serving N tenants' home pages")
@@ -323,12 +366,18 @@ def memory(variants, args) -> dict:
 
 
 def _sweep(worker, checkpoints) -> list[dict]:
-    rows = []
-    for sample in memory_sweep(worker, checkpoints):
+    """benchmarks.schema_memory.memory_sweep, with the server process's PSS read at once."""
+    worker.call("close_connections")
+    worker.call("sample_backends", enable=True)
+    rows, served = [], 0
+    for checkpoint in checkpoints:
+        worker.call("run", n=checkpoint - served, start=served)
+        served = checkpoint
+        sample = worker.call("memory")
         backend = sample.get("backend", {})
         rows.append(
             {
-                "tenants": sample["tenants"],
+                "tenants": checkpoint,
                 "rss": backend.get("VmRSS", 0),
                 "anon": backend.get("RssAnon", 0),
                 "pss": _pss(backend["pid"]) if backend.get("pid") else 0,
@@ -336,6 +385,7 @@ def _sweep(worker, checkpoints) -> list[dict]:
                 "connections": sample["backends_seen"],
             }
         )
+    worker.call("sample_backends", enable=False)
     return rows
 
 
@@ -442,6 +492,18 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2, help="home: processes per variant")
     parser.add_argument("--rounds", type=int, default=15, help="home: interleaved rounds")
     parser.add_argument("--requests", type=int, default=100, help="home: requests per batch")
+    parser.add_argument(
+        "--active",
+        default="10,1000",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        help="home: the big databases again, with traffic on this many of their tenants",
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="home: serve each active tenant once before measuring (the big databases' "
+        "all-tenant variants are left out)",
+    )
     parser.add_argument("--samples", type=int, default=7, help="provision: sign-ups timed")
     parser.add_argument("--jobs", type=int, default=2, help="migrate: tenants migrate --jobs")
     parser.add_argument("--migrate-repeat", type=int, default=3)
