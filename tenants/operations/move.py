@@ -54,7 +54,7 @@ SEAL_MARK = "tenancy: moved to cell "  # COMMENT ON SCHEMA of a sealed old copy
 SEAL_TRIGGER = "tenancy_moved_away"
 LOCK_TRY = "100ms"  # one try at locking every table (well under deadlock_timeout, 1 s)
 LOCK_GIVE_UP_SECONDS = 10
-MOVE_LOCK_CLASS = 0x6D6F7665  # pg_advisory_lock's first key: "move"
+MOVE_LOCK_CLASS = 0x6D6F7665  # the advisory lock's first key: "move"
 IN_FLIGHT_SECONDS = 1.0  # a request that resolved the old cell just before the switch ends
 PAUSE_ENV = "TENANCY_MOVE_PAUSE_AT"  # "step:seconds": tests stop the mover at a step
 
@@ -91,11 +91,14 @@ def move_tenant(tenant: Tenant, to: str, *, on_step: Step | None = None) -> Move
 
 @contextmanager
 def _one_move_at_a_time(tenant: Tenant):
-    """A session advisory lock on the control database for the move's length: a second
-    ``tenants move`` of the same tenant is refused; it goes with the mover's session."""
-    with postgres.connect(DEFAULT_DB_ALIAS) as conn:
+    """A transaction-level advisory lock on the control database, in a transaction of its own
+    held open for the move's length: a second ``tenants move`` of the same tenant is refused,
+    and the lock goes when the mover's connection does. Not a session-level lock: behind a
+    transaction pooler (PgBouncer) an open transaction keeps its server connection, a session
+    does not (docs/operations.md, "Behind PgBouncer")."""
+    with postgres.connect(DEFAULT_DB_ALIAS) as conn, conn.transaction():
         key = [MOVE_LOCK_CLASS, tenant.pk]
-        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", key).fetchone()[0]:
             raise MoveError(f"Another move of {tenant.slug} is running.")
         yield
 
