@@ -5,6 +5,7 @@ from contextlib import nullcontext
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.functional import cached_property
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -72,6 +73,12 @@ class Tenant(TenantMixin):
         db_table = "tenants_tenant"
         ordering = ["name"]
         base_manager_name = "in_current_schema"
+        indexes = [
+            # django-tenants' save() checks a new schema name case-blind (schema_name__iexact,
+            # UPPER(...) = UPPER(...)): without this every sign-up reads the whole table
+            # (53 ms at 100,000 tenants; docs/cells-capacity.md).
+            models.Index(Upper("schema_name"), name="tenants_schema_name_upper"),
+        ]
 
     def __str__(self):
         return self.name

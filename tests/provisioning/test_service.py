@@ -242,3 +242,18 @@ def test_an_orphan_schema_blocks_its_name_until_cleaned():
 def test_schema_commands_say_they_need_schema_mode(command):
     with pytest.raises(CommandError, match="schema mode only"):
         call_command(command)
+
+
+@pytest.mark.django_db
+def test_the_new_schema_name_check_uses_an_index_not_a_scan_of_every_tenant():
+    """django-tenants checks a new tenant's schema name case-blind before saving it: with many
+    tenants that query must be an index lookup (docs/cells-capacity.md)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner: SQLite has no EXPLAIN of this kind")
+    query = Tenant.objects.filter(schema_name__iexact="Some_Name").only("pk")
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny table: the planner would scan
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tenants_schema_name_upper" in plan, plan
