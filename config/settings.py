@@ -281,6 +281,11 @@ if _cells:
         if not alias.endswith("_owner")
     }
     DATABASE_ROUTERS = ["tenants.cells.CellRouter", *globals().get("DATABASE_ROUTERS", [])]
+# Placement stops giving a cell new tenants at this many (0: no limit; an operator's --cell pin
+# is not limited). The measured defaults and why: docs/cells-capacity.md.
+TENANCY_CELL_MAX_TENANTS = env.int(
+    "TENANCY_CELL_MAX_TENANTS", default=5_000 if SCHEMA_MODE else 100_000
+)
 
 # Outages and slow queries (docs/operations.md#database-outages): no request waits for ever.
 # A connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (every process). In server

@@ -194,8 +194,9 @@ class NoCellAvailable(RuntimeError):
 
 def place(pinned: str | None = None) -> str:
     """The cell a new tenant goes to: ``pinned`` if given (and up), else the reachable
-    configured cell with the fewest tenants; the control database when no cell is configured
-    or every cell is down (sign-ups keep working)."""
+    configured cell with the fewest tenants that holds fewer than TENANCY_CELL_MAX_TENANTS; the
+    control database when no cell is configured or every cell is down or full (sign-ups keep
+    working)."""
     if pinned:
         name = check_cell(pinned)
         if name != CONTROL and not health(name).reachable:
@@ -204,7 +205,10 @@ def place(pinned: str | None = None) -> str:
     if not enabled():
         return CONTROL
     counts = tenant_counts()
+    limit = settings.TENANCY_CELL_MAX_TENANTS
     for name in sorted(configured(), key=lambda n: (counts.get(n, 0), n)):
+        if limit and counts.get(name, 0) >= limit:
+            continue  # full (docs/cells-capacity.md); pinning still may go past it
         if health(name).reachable:
             return name
     return CONTROL

@@ -310,6 +310,15 @@ def test_placement_fills_the_emptiest_cell_and_an_operator_can_pin_one(fleet):
         assert_lives_only_in(fleet, slug)
         assert fleet.tenants()[slug][1] == "eu2"
     assert fuller  # (the policy was not asked for the pinned ones)
+    # Cells at TENANCY_CELL_MAX_TENANTS get no more unpinned tenants: with every cell full, the
+    # control database takes it (sign-ups keep working), and a pin still goes past the limit.
+    counts = {c: sum(1 for _s, cell in fleet.tenants().values() if cell == c) for c in CELLS}
+    emptiest = min(CELLS, key=lambda c: (counts[c], c))
+    full = {**fleet.env, "TENANCY_CELL_MAX_TENANTS": str(counts[emptiest])}
+    manage("tenants", "create", "--name", "Overflow", "--slug", "overflow", env=full)
+    assert fleet.tenants()["overflow"][1] == "default"
+    manage("tenants", "create", "--name", "Pin", "--slug", "pinfull", "--cell", "eu1", env=full)
+    assert fleet.tenants()["pinfull"][1] == "eu1"
     refused = fleet.manage(
         "tenants", "create", "--name", "X", "--slug", "nocell", "--cell", "mars", check=False
     )
