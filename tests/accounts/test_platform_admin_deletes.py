@@ -64,6 +64,30 @@ def test_deleting_a_tenant_in_the_platform_admin_deletes_its_rows(platform_admin
     assert rows_of(tenants["acme"], PageContent, tenant_id=tenants["acme"].pk)
 
 
+def test_deleting_selected_tenants_in_the_platform_admin_deletes_their_rows(
+    platform_admin, tenants
+):
+    with no_tenant():
+        doomed = [
+            create_tenant(
+                name=f"Doomed {n}",
+                slug=f"doomed{n}",
+                domain=f"doomed{n}.localhost",
+                pages=[{"title": "Bye"}],
+            ).tenant
+            for n in (1, 2)
+        ]
+    response = platform_admin.post(
+        "/admin/tenants/tenant/",
+        {"action": "delete_selected", "_selected_action": [t.pk for t in doomed], "post": "yes"},
+    )
+    assert response.status_code == 302
+    for tenant in doomed:
+        assert not Tenant.objects.filter(pk=tenant.pk).exists()
+        assert not rows_of(tenant, PageContent, tenant_id=tenant.pk)
+    assert rows_of(tenants["acme"], PageContent, tenant_id=tenants["acme"].pk)
+
+
 def test_a_user_deleted_without_a_tenant_or_escape_hatch_fails_closed(tenants):
     from django_scopes import ScopeError
 
