@@ -92,6 +92,9 @@ def _refusals(fleet, archive, new):
         "tenants", "import", str(archive), "--slug", new, "--cell", "nowhere", check=False
     )
     assert refused.returncode == 1 and "No cell 'nowhere'" in refused.stderr, refused.stderr
+    both = ("--cell", "eu2", "--database", "cell_eu2")
+    refused = fleet.manage("tenants", "import", str(archive), "--slug", new, *both, check=False)
+    assert refused.returncode == 1 and "not both" in refused.stderr, refused.stderr
     down = f"eu9=postgres://postgres@127.0.0.1:{free_port()}/tenantsite"
     env = {**fleet.env, "TENANCY_CELLS": fleet.env["TENANCY_CELLS"] + "," + down}
     refused = manage(
