@@ -442,3 +442,14 @@ def test_the_control_database_is_what_a_cell_alias_is_not(fleet):
         with psycopg.connect(fleet.url(cell)) as conn:
             name = conn.execute("SELECT current_database()").fetchone()[0]
         assert name == "tenantsite"
+
+
+def test_an_export_imported_into_another_cell_under_a_new_slug_serves_the_same_site(
+    fleet, tmp_path
+):
+    """Issue 17: export a tenant of eu1, import it into eu2 as a new slug: the same pages on
+    its own host, its owner signs in, checksums equal the manifest's, its schema on eu2 only,
+    the original untouched; an unknown or unreachable cell is refused."""
+    from tests.cells.transfer_checks import export_then_import_into_another_cell
+
+    export_then_import_into_another_cell(fleet, tmp_path, "xcell")

@@ -217,3 +217,13 @@ def test_a_cell_down_leaves_the_others_serving_and_sign_ups_go_elsewhere(fleet):
         time.sleep(0.2)
     assert DEMO_TITLES[victim] in fleet.server.get(DEMO_HOSTS[victim]).text
     assert while_down.status == 503 and DEMO_TITLES[survivor] not in while_down.text
+
+
+def test_an_export_imported_into_another_cell_under_a_new_slug_serves_the_same_site(
+    fleet, tmp_path
+):
+    """Issue 17 in row mode: the copy's pages in eu2 only (memberships and accounts on the
+    control database), served on its own host, its owner signs in, checksums equal."""
+    from tests.cells.transfer_checks import export_then_import_into_another_cell
+
+    export_then_import_into_another_cell(fleet, tmp_path, "xrow")

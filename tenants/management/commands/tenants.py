@@ -62,8 +62,9 @@ rerun to apply what is left); 2 bad usage""",
   manage.py tenants import acme.zip                      (as acme again, e.g. after delete)
   manage.py tenants import acme.zip --slug acme-copy     (acme-copy.<TENANT_BASE_DOMAIN>)
   manage.py tenants import acme.zip --slug acme2 --domain www.acme2.example
+  manage.py tenants import acme.zip --slug acme2 --cell eu2   (default: the placement policy)
 exit status: 0 imported and verified; 1 refused (damaged archive, checksums, taken name,
-another person's username): nothing was imported""",
+another person's username, unknown or unreachable cell): nothing was imported""",
     "move": """examples:
   manage.py tenants move acme --to eu2     (schema mode with TENANCY_CELLS; docs/cells.md)
     copies the site unfrozen, freezes its writes for the final copy and the switch (reads
@@ -239,7 +240,9 @@ class Command(BaseCommand):
     def _export_arguments(self, parser):
         parser.add_argument("tenant", help=TENANT_HELP)
         parser.add_argument("file", help="The archive to write (a zip file).")
-        _add_database_argument(parser, "Read the tenant's data from this database alias.")
+        _add_database_argument(
+            parser, "Read the tenant's data from this database alias (default: its cell's)."
+        )
 
     def _import_arguments(self, parser):
         parser.add_argument("file", help="An archive written by 'tenants export'.")
@@ -249,6 +252,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", help="Its name (default: the archive's).")
         _add_database_argument(parser, "Write the tenant's data to this database alias.")
+        parser.add_argument(
+            "--cell",
+            help="Put it in this cell (a TENANCY_CELLS name, or 'default' for the control "
+            "database); default: the placement policy's choice, as 'tenants create'.",
+        )
         parser.add_argument(
             "--rename-users",
             action="store_true",
@@ -711,11 +719,17 @@ class Command(BaseCommand):
             for name, info in tables.items():
                 self.stdout.write(f"  {name}: {info['rows']} rows, sha256 {info['checksum']}")
 
-    def do_import(self, *, file, slug, domain, name, database, rename_users, **_):
+    def do_import(self, *, file, slug, domain, name, database, rename_users, cell=None, **_):
         from tenants.operations.transfer import import_tenant
 
         done = import_tenant(
-            file, slug=slug, domain=domain, name=name, using=database, rename_users=rename_users
+            file,
+            slug=slug,
+            domain=domain,
+            name=name,
+            using=database,
+            cell=cell,
+            rename_users=rename_users,
         )
         tenant = done.tenant
         rows = sum(t["rows"] for t in done.tables.values())
@@ -725,6 +739,8 @@ class Command(BaseCommand):
                 f"in {len(done.tables)} tables and {done.files} files, checksums verified."
             )
         )
+        if cells.enabled():
+            self.stdout.write(f"cell: {tenant.cell or CONTROL}")
         for label, names in (("created", done.users_created), ("reused", done.users_reused)):
             if names:
                 self.stdout.write(f"accounts {label}: {', '.join(names)}")
@@ -840,7 +856,7 @@ def _add_flags(parser, flags: dict[str, str]):
 
 
 def _add_database_argument(parser, help_text):
-    parser.add_argument("--database", default="default", metavar="ALIAS", help=help_text)
+    parser.add_argument("--database", metavar="ALIAS", help=help_text)
 
 
 def _add_tenants_argument(parser, help_text):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -12,13 +12,14 @@ from django.db import connections, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from tenants import media
+from tenants import cells, media
 from tenants.conf import schema_mode
 from tenants.models import Tenant
 from tenants.operations.transfer import archive
 from tenants.operations.transfer.tables import (
     USER_FIELDS,
     ArchiveError,
+    alias_for,
     carried_tables,
     encode_row,
     label,
@@ -29,9 +30,9 @@ from tenants.operations.upgrade.verify import checksum
 from tenants.runtime.context import no_tenant, tenant_context
 
 
-def export_tenant(tenant: Tenant, path: str | Path, *, using: str = "default") -> dict:
-    """Write ``tenant``'s archive to ``path`` (its data read from database alias ``using``);
-    returns the manifest. The file appears whole or not at all.
+def export_tenant(tenant: Tenant, path: str | Path, *, using: str | None = None) -> dict:
+    """Write ``tenant``'s archive to ``path`` (its data read from database alias ``using``,
+    default its cell's); returns the manifest. The file appears whole or not at all.
 
     On PostgreSQL the rows are read in one repeatable-read transaction: a consistent copy even
     while the site is written to (on SQLite, stop writes for that). Files are read after the
@@ -39,9 +40,13 @@ def export_tenant(tenant: Tenant, path: str | Path, *, using: str = "default") -
     """
     if tenant.is_default:
         raise ArchiveError("The platform's own site holds the platform's data; it is not exported.")
+    using = using or cells.alias_of(tenant)
     tables = carried_tables()
+    aliases = {alias_for(t.model, using) for t in tables}
     with archive.ArchiveWriter(path) as out:
-        with tenant_context(tenant), _snapshot(using):
+        with tenant_context(tenant), ExitStack() as snapshots:
+            for alias in sorted(aliases):
+                snapshots.enter_context(_snapshot(alias))
             summary = {label(t): _write_table(out, t, _rows_of(t, tenant, using)) for t in tables}
             migrations = migration_state(tables, using)
         files = _write_media(out, tenant)
@@ -80,12 +85,13 @@ def _rows_of(table: Table, tenant: Tenant, using: str):
     """The tenant's rows of ``table`` (the current tenant's, by the row filter and schema)."""
     model = table.model
     if model is not get_user_model():
-        return read_rows(table, model.objects.using(using).all())
-    users = model._default_manager.using(using)
+        return read_rows(table, model.objects.using(alias_for(model, using)).all())
+    users = model._default_manager.using(alias_for(model, using))
     if not schema_mode():  # platform accounts: its members and its owner
         from accounts.models import Membership
 
-        ids = set(Membership.objects.using(using).values_list("user_id", flat=True))
+        members = Membership.objects.using(alias_for(Membership, using))
+        ids = set(members.values_list("user_id", flat=True))
         ids.add(tenant.owner_id)
         users = users.filter(pk__in=ids - {None})
     return read_rows(table, users.all())  # schema mode: the schema's own accounts

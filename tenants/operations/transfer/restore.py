@@ -13,9 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.management.color import no_style
-from django.db import connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
 from tenants import cells, media
+from tenants.cellconfig import alias_for_cell
 from tenants.conf import schema_mode, site_domain
 from tenants.models import Tenant, TenantOwnedModel
 from tenants.operations.lifecycle import validation_message
@@ -23,6 +24,7 @@ from tenants.operations.transfer import archive
 from tenants.operations.transfer.export import migration_state
 from tenants.operations.transfer.tables import (
     ArchiveError,
+    alias_for,
     carried_tables,
     decode_rows,
     label,
@@ -51,12 +53,18 @@ def import_tenant(
     slug: str | None = None,
     domain: str | None = None,
     name: str | None = None,
-    using: str = "default",
+    using: str | None = None,
+    cell: str | None = None,
     keep_identity: bool = False,
     rename_users: bool = False,
 ) -> Imported:
     """Restore the archive at ``path`` as a new tenant (``slug``, default the archive's; primary
     ``domain``, default ``<slug>.<TENANT_BASE_DOMAIN>``), its data written to alias ``using``.
+
+    With cells (TENANCY_CELLS) and no ``using``: the new tenant goes to ``cell``, else to the
+    cell the placement policy picks (as ``tenants create``), its data written there (row mode:
+    accounts and memberships on the control database); an unknown or unreachable cell is an
+    ``ArchiveError`` before anything is written.
 
     ``keep_identity``: the tenant of the archive (same id and slug) already exists in the
     control database and only its data is written to ``using`` (a move between databases).
@@ -66,7 +74,8 @@ def import_tenant(
     the archive's; any other is refused, or with ``rename_users`` the archive's account is
     created as ``<username>-<slug>``. Raises ``ArchiveError``, with nothing left behind.
     """
-    if schema_mode() and using != "default" and not keep_identity:
+    using, placed = _target_alias(using, cell, keep_identity)
+    if schema_mode() and using != DEFAULT_DB_ALIAS and not keep_identity and placed is None:
         raise ArchiveError(
             "Schema mode: a new tenant's schema is made in the default database; import into "
             "another database with keep_identity, into a schema made there first."
@@ -78,7 +87,7 @@ def import_tenant(
         try:
             with transaction.atomic(), transaction.atomic(using=using):
                 restorer.tenant = _target_tenant(
-                    reader.manifest, slug, domain, name, keep_identity, using
+                    reader.manifest, slug, domain, name, keep_identity, using, placed
                 )
                 restorer.run(keep_identity)
         except (ValueError, TypeError) as error:  # a value the database cannot take
@@ -128,7 +137,23 @@ def _compare(name: str, expected: dict, rows, where: str) -> dict:
     return {"rows": count, "checksum": digest}
 
 
-def _target_tenant(manifest, slug, domain, name, keep_identity, using) -> Tenant:
+def _target_alias(using, cell, keep_identity) -> tuple[str, str | None]:
+    """The alias the tenant's data is written to, and the cell a new tenant is placed in
+    (None: ``using`` as given, or no cells)."""
+    if using is not None or keep_identity:
+        if cell:
+            raise ArchiveError("Give a cell or a database alias to import into, not both.")
+        return using or DEFAULT_DB_ALIAS, None
+    if not cell and not cells.enabled():
+        return DEFAULT_DB_ALIAS, None
+    try:
+        placed = cells.place(cell)
+    except (cells.UnknownCell, cells.NoCellAvailable) as error:
+        raise ArchiveError(f"{error} Nothing was imported.") from None
+    return alias_for_cell(placed), placed
+
+
+def _target_tenant(manifest, slug, domain, name, keep_identity, using, placed) -> Tenant:
     source = manifest["source"]
     if keep_identity:
         with no_tenant():
@@ -144,8 +169,13 @@ def _target_tenant(manifest, slug, domain, name, keep_identity, using) -> Tenant
     slug = slug or source["slug"]
     try:
         made = create_tenant(
-            name=name or source["name"], slug=slug, domain=domain or site_domain(slug)
+            name=name or source["name"],
+            slug=slug,
+            domain=domain or site_domain(slug),
+            cell=placed,
         )
+    except (cells.UnknownCell, cells.NoCellAvailable) as error:  # gone down since placed
+        raise ArchiveError(f"{error} Nothing was imported.") from None
     except ValidationError as error:
         raise ArchiveError(f"Cannot import as {slug!r}: {validation_message(error)}") from None
     return made.tenant
@@ -165,6 +195,10 @@ class _Restorer:
         self.created, self.reused, self.renamed = [], [], {}
         self.archive_users: dict[int, dict] = {}  # archive id -> account (users.place_users)
         self.kept_ids: set[int] = set()  # accounts reused or renamed: compared on who they are
+
+    def alias(self, model) -> str:
+        """Where ``model``'s rows are written and read back (``tables.alias_for``)."""
+        return alias_for(model, self.using)
 
     @property
     def remap(self) -> bool:
@@ -222,7 +256,7 @@ class _Restorer:
                 )
         with tenant_context(self.tenant):
             for table in self.tables[1:]:
-                if table.model.objects.using(self.using).exists():
+                if table.model.objects.using(self.alias(table.model)).exists():
                     raise ArchiveError(
                         f"{self.tenant.slug} already has {label(table)} rows in {self.using}."
                     )
@@ -248,7 +282,7 @@ class _Restorer:
         """Rows in one INSERT, as the archive has them: plain SQL, since Django's inserts stamp
         ``auto_now`` columns with the time of the import. Row mode: new ids, returned in the
         order of the rows (as Django's own bulk inserts rely on)."""
-        connection = connections[self.using]
+        connection = connections[self.alias(table.model)]
         qn = connection.ops.quote_name
         fields = [f for f in table.fields if f.is_relation or not (f.primary_key and self.remap)]
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -362,7 +396,7 @@ class _Restorer:
             from tenants.operations.transfer.users import users_read_back
 
             return users_read_back(self, table, inverse)
-        rows = read_rows(table, table.model.objects.using(self.using).all())
+        rows = read_rows(table, table.model.objects.using(self.alias(table.model)).all())
         return (self._to_archive(table, row, inverse) for row in rows)
 
     def _to_archive(self, table: Table, row: tuple, inverse: dict) -> tuple:

@@ -22,9 +22,11 @@ from collections.abc import Iterable, Iterator
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, models
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 
+from tenants import cells
+from tenants.conf import schema_mode
 from tenants.models import TenantOwnedModel
 from tenants.operations.lifecycle import OperationError
 from tenants.operations.upgrade.source import normalise, normalised
@@ -92,6 +94,15 @@ def carried_tables() -> list[Table]:
             raise ArchiveError(f"{cycle} point at each other; no order to restore them in.")
         ordered += ready
     return [user_table()] + [Table(m, tuple(m._meta.concrete_fields)) for m in ordered]
+
+
+def alias_for(model, using: str) -> str:
+    """The alias holding ``model``'s rows of a tenant whose data is at alias ``using``: that
+    one, except in row mode with cells, where accounts and the tables pointing at them
+    (memberships) stay on the control database while the rest is in the cell (``in_cell``)."""
+    if schema_mode() or using not in cells.configured().values() or cells.in_cell(model):
+        return using
+    return DEFAULT_DB_ALIAS
 
 
 def label(table: Table) -> str:

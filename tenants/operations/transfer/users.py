@@ -32,7 +32,7 @@ def place_users(restorer, table, rows: list[tuple]):
     """Create or reuse each archived account; fills ``restorer.maps['auth.user']``."""
     ids = restorer.maps[label(table)]
     restorer.archive_users = {row[0]: table.as_dict(row) for row in rows}
-    users = get_user_model()._default_manager.using(restorer.using)
+    users = get_user_model()._default_manager.using(restorer.alias(get_user_model()))
     conflicts = []
     for old_id, account in restorer.archive_users.items():
         existing = None if schema_mode() else users.filter(username=account["username"]).first()
@@ -68,7 +68,7 @@ def _create(restorer, account: dict) -> int:
     if restorer.remap:
         values["id"] = None
     user = get_user_model()(**values)
-    user.save_base(raw=True, force_insert=True, using=restorer.using)
+    user.save_base(raw=True, force_insert=True, using=restorer.alias(type(user)))
     return user.pk
 
 
@@ -91,7 +91,7 @@ def platform_owner(restorer):
     if not schema_mode():
         for old_id, account in restorer.archive_users.items():
             if account["username"] == owner["username"]:
-                return User._default_manager.using(restorer.using).get(
+                return User._default_manager.using(restorer.alias(User)).get(
                     pk=restorer.maps["auth.user"][old_id]
                 )
     with no_tenant():
@@ -117,7 +117,7 @@ def platform_owner(restorer):
 def users_read_back(restorer, table, inverse: dict) -> list[tuple]:
     """The accounts as they are in the target, in the archive's terms: created ones column by
     column; reused or renamed ones by who they are (username as archived, e-mail, hash)."""
-    users = get_user_model()._default_manager.using(restorer.using)
+    users = get_user_model()._default_manager.using(restorer.alias(get_user_model()))
     ids = restorer.maps[label(table)]
     if not schema_mode():
         users = users.filter(pk__in=list(ids.values()))
