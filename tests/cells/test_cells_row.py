@@ -9,17 +9,16 @@ a real server process with ``TENANCY_CELLS``.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 from django.conf import settings
 
-from tests.cells.test_cells import CELLS, PASSWORD, Fleet, sign_up
+from tests.cells.test_cells import sign_up
+from tests.support.cells import CELLS, PASSWORD, Fleet, cell_fleet
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
-from tests.support.postgres import create_database, database_url, drop_database, postgres_rows
-from tests.support.servers import Visitor, manage, start_server
-from tests.support.services import PostgresCluster
+from tests.support.postgres import postgres_rows
+from tests.support.servers import Visitor
 
 pytestmark = pytest.mark.skipif(
     settings.TENANCY_MODE != "row" or not settings.TENANCY_ROW_LEVEL_SECURITY,
@@ -40,33 +39,9 @@ class RowFleet(Fleet):
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    name = (os.environ.get("TEST_DATABASE_NAME") or "test_tenantsite") + "_cells_row_control"
-    control_url, app_url = database_url(name), database_url(name, "default")
-    create_database(control_url)
-    clusters = {}
-    try:
-        for cell in CELLS:
-            clusters[cell] = PostgresCluster()
-            clusters[cell].start()
-        env = {
-            "TENANCY_MODE": "row",
-            "DATABASE_URL": control_url,
-            "DATABASE_APP_URL": app_url,
-            "TENANCY_CELLS": ",".join(f"{c}={clusters[c].url('tenantsite')}" for c in CELLS),
-            "TENANCY_RESOLVER_REVALIDATE_SECONDS": "0",
-            "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
-        }
-        for command in (["ensure_database"], ["tenants", "migrate"], ["seed_demo_tenants"]):
-            manage(*command, env=env)
-        server = start_server(env=env)
-        try:
-            yield RowFleet(control_url, clusters, env, server)
-        finally:
-            server.stop()
-    finally:
-        for cluster in clusters.values():
-            cluster.__exit__(None, None, None)
-        drop_database(control_url)
+    media = tmp_path_factory.mktemp("media")
+    with cell_fleet("cells_row", media, mode="row", fleet_class=RowFleet) as fleet:
+        yield fleet
 
 
 def assert_rows_only_in_cell(fleet, slug) -> str:

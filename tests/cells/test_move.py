@@ -18,11 +18,10 @@ import time
 import pytest
 from django.conf import settings
 
-from tests.cells.test_cells import CELLS, PASSWORD, Fleet
+from tests.support.cells import CELLS, PASSWORD, cell_fleet
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
-from tests.support.postgres import create_database, database_url, drop_database, postgres_rows
+from tests.support.postgres import postgres_rows
 from tests.support.servers import REPO, Visitor, gunicorn, manage, start_server
-from tests.support.services import PostgresCluster
 
 pytestmark = [
     pytest.mark.skipif(
@@ -32,8 +31,7 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         settings.TENANCY_MODE != "schema",
-        reason="moves are between cells, and cells are schema mode only so far "
-        "(docs/cells.md#row-mode)",
+        reason="moves are built for schema mode only so far (docs/cells.md#moving-a-tenant)",
     ),
 ]
 ROWS = 10_000
@@ -43,37 +41,9 @@ HOST = f"{MOVER}.localhost"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    name = (os.environ.get("TEST_DATABASE_NAME") or "test_tenantsite") + "_move_control"
-    control_url = database_url(name, "default")
-    create_database(control_url)
-    clusters = {}
-    try:
-        for cell in CELLS:
-            clusters[cell] = PostgresCluster()
-            clusters[cell].start()
-        env = {
-            "TENANCY_MODE": "schema",
-            "DATABASE_URL": control_url,
-            "TENANCY_CELLS": ",".join(f"{c}={clusters[c].url('tenantsite')}" for c in CELLS),
-            "TENANCY_SCHEMA_POOL_SIZE": "1",
-            "TENANCY_SCHEMA_POOL_REFILL": "command",
-            "TENANCY_RESOLVER_REVALIDATE_SECONDS": "0",
-            "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
-        }
-        manage("ensure_database", env=env)
-        manage("tenants", "migrate", env=env)
-        manage("seed_demo_tenants", env=env)
-        manage("prepare_tenant_schemas", env=env)
-        command = gunicorn("--workers=2", "--threads=4", "--graceful-timeout=2")
-        server = start_server(command, env=env)
-        try:
-            yield Fleet(control_url, clusters, env, server)
-        finally:
-            server.stop()
-    finally:
-        for cluster in clusters.values():
-            cluster.__exit__(None, None, None)
-        drop_database(control_url)
+    command = gunicorn("--workers=2", "--threads=4", "--graceful-timeout=2")
+    with cell_fleet("move", tmp_path_factory.mktemp("media"), server_command=command) as fleet:
+        yield fleet
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import re
 import zipfile
 
-from tests.cells.test_cells import CELLS, PASSWORD
+from tests.support.cells import CELLS, PASSWORD
 from tests.support.postgres import postgres_rows
 from tests.support.servers import Visitor, free_port, manage
 
