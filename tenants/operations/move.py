@@ -1,4 +1,5 @@
-"""Moving a tenant to another cell (schema mode): ``manage.py tenants move TENANT --to CELL``.
+"""Moving a tenant to another cell: ``manage.py tenants move TENANT --to CELL``. Schema mode here;
+row mode (with row-level security) runs the same lock, switch and reruns with ``move_row``'s steps.
 
 Steps (docs/cells.md, "Moving a tenant"):
 

@@ -6,6 +6,7 @@ are test_move.py, whose helpers these reuse."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -146,6 +147,36 @@ def test_a_row_move_under_load_loses_no_write_and_freezes_no_neighbour(fleet, mo
     assert {t for _, t, _ in fourth.answers} <= neighbour_titles
     assert len(on_target) >= ROWS
     assert Visitor(fleet.server).login(HOST, MOVER, PASSWORD)  # the owner still signs in
+
+
+def test_the_freeze_holds_the_moving_tenants_writes_only(fleet, mover, neighbour):
+    """The move paused 3 s inside its freeze: the mover's write waits it out and is refused
+    (503, nothing written); the neighbour on the same cell writes at once."""
+    source = fleet.tenants()[NEXT][1]
+    if fleet.tenants()[MOVER][1] != source:  # back beside its neighbour first
+        move(fleet, source)
+    target = other_cell(fleet)
+    process = _paused_at(fleet, "sync", target, seconds=3)
+    held = {}
+
+    def write_once():
+        started = time.monotonic()
+        held["status"] = add_page(mover, "during the freeze").status
+        held["waited"] = time.monotonic() - started
+
+    writer = threading.Thread(target=write_once)
+    writer.start()
+    form = {"title": "next door, during the freeze", "ordering": 0, "published": "on"}
+    begin = time.monotonic()
+    assert neighbour.submit(NEXT_HOST, ADD_PAGE, form).status == 302
+    assert time.monotonic() - begin < 1.0
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, rest
+    writer.join(30)
+    assert held["status"] == 503 and held["waited"] >= 1.5, held
+    assert "during the freeze" not in titles_on(fleet, target)
+    assert "during the freeze" not in titles_on(fleet, source)
+    assert "next door, during the freeze" in titles_on(fleet, source, NEXT)
 
 
 def test_a_row_move_killed_half_way_is_finished_by_a_rerun(fleet, mover):
