@@ -277,12 +277,15 @@ def create_role_sql(role: str, attributes: str = "LOGIN") -> str:
 def ensure_app_role(using: str = OWNER) -> None:
     """The application role has its grants on ``using``'s database (``migrate`` runs this
     after every run with row-level security on); :class:`RoleMissing` if it does not exist."""
+    from tenants import seal
+
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role()])
         if not cursor.fetchone():
             raise RoleMissing(app_role())
         cursor.execute(grant_sql(app_role(), connection.settings_dict["NAME"]))
+        cursor.execute(seal.revoke_sql(app_role()))
 
 
 class RoleMissing(RuntimeError):

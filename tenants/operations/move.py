@@ -1,4 +1,5 @@
-"""Moving a tenant to another cell (schema mode): ``manage.py tenants move TENANT --to CELL``.
+"""Moving a tenant to another cell: ``manage.py tenants move TENANT --to CELL``. Schema mode here;
+row mode (with row-level security) runs the same lock, switch and reruns with ``move_row``'s steps.
 
 Steps (docs/cells.md, "Moving a tenant"):
 
@@ -43,7 +44,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from psycopg import sql
 
-from tenants import cells, postgres
+from tenants import cells, postgres, rls
 from tenants.cellconfig import CONTROL, alias_for_cell
 from tenants.conf import schema_mode
 from tenants.models import Tenant
@@ -105,19 +106,20 @@ def _one_move_at_a_time(tenant: Tenant):
 
 def _move(tenant: Tenant, target: str, step: Step) -> MoveResult:
     started = time.perf_counter()
+    steps = _steps()
     source = tenant.cell or CONTROL
     result = MoveResult(tenant.slug, source, target)
-    result.resumed = _recover(tenant, target, step)
+    result.resumed = steps.recover(tenant, target, step)
     tenant.refresh_from_db()
     source = result.source = tenant.cell or CONTROL
     if source != target:
-        sealed_for = _sealed_for(source, tenant.schema_name)
+        sealed_for = steps.sealed_for(source, tenant)
         if sealed_for is None:
             try:
-                result.checksums = _bulk_copy(tenant, source, target, step)
-                _freeze_sync_and_seal(tenant, source, target, result, step)
+                result.checksums = steps.bulk_copy(tenant, source, target, step)
+                steps.freeze_sync_and_seal(tenant, source, target, result, step)
             except BaseException:
-                _drop_unsealed_copy(tenant, source, target)
+                steps.drop_unsealed_copy(tenant, source, target)
                 raise
         elif sealed_for != target:
             raise MoveError(
@@ -134,17 +136,56 @@ def _move(tenant: Tenant, target: str, step: Step) -> MoveResult:
                 f"failed ({error}); {tenant.slug}'s writes answer 503 until "
                 f"'tenants move {tenant.slug} --to {target}' is run again."
             ) from error
-    result.removed = _remove_old_copies(tenant, step)
+    result.removed = steps.remove_old_copies(tenant, step)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+class _SchemaSteps:
+    """The schema-mode steps (this module); row mode's are ``move_row``'s, same signatures."""
+
+    @staticmethod
+    def recover(tenant, target, step):
+        return _recover(tenant, target, step)
+
+    @staticmethod
+    def sealed_for(cell, tenant):
+        return _sealed_for(cell, tenant.schema_name)
+
+    @staticmethod
+    def bulk_copy(tenant, source, target, step):
+        return _bulk_copy(tenant, source, target, step)
+
+    @staticmethod
+    def freeze_sync_and_seal(tenant, source, target, result, step):
+        _freeze_sync_and_seal(tenant, source, target, result, step)
+
+    @staticmethod
+    def drop_unsealed_copy(tenant, source, target):
+        _drop_unsealed_copy(tenant, source, target)
+
+    @staticmethod
+    def remove_old_copies(tenant, step):
+        return _remove_old_copies(tenant, step)
+
+
+def _steps():
+    if schema_mode():
+        return _SchemaSteps
+    from tenants.operations import move_row
+
+    return move_row
 
 
 # --- Checks and reruns ------------------------------------------------------------------------
 
 
 def _check(tenant: Tenant, to: str) -> str:
-    if not schema_mode():
-        raise MoveError("Moves are for schema mode (cells are schema mode only).")
+    if not schema_mode() and not (rls.enabled() and cells.configured()):
+        raise MoveError(
+            "Moves are for schema mode, and row mode with row-level security on cells "
+            "(TENANCY_CELLS)."
+        )
     if tenant.is_default:
         raise MoveError("The platform's own site stays on the control database.")
     try:

@@ -14,11 +14,12 @@ import time
 import pytest
 from django.conf import settings
 
+from tenants import seal
 from tests.cells.test_cells import sign_up
 from tests.support.cells import CELLS, PASSWORD, Fleet, cell_fleet
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
 from tests.support.postgres import postgres_rows
-from tests.support.servers import Visitor
+from tests.support.servers import Visitor, manage
 
 pytestmark = pytest.mark.skipif(
     settings.TENANCY_MODE != "row" or not settings.TENANCY_ROW_LEVEL_SECURITY,
@@ -202,3 +203,54 @@ def test_an_export_imported_into_another_cell_under_a_new_slug_serves_the_same_s
     from tests.cells.transfer_checks import export_then_import_into_another_cell
 
     export_then_import_into_another_cell(fleet, tmp_path, "xrow")
+
+
+def test_every_cell_has_the_seal_trigger_of_a_row_mode_move(fleet):
+    """``tenants migrate`` puts tenants/seal.py's trigger and mark table on every cell."""
+    query = (
+        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE t.tgname = %s AND NOT t.tgisinternal ORDER BY 1"
+    )
+    for cell in ("default", *CELLS):
+        found = postgres_rows(fleet.url(cell), query, [seal.TRIGGER])
+        assert [name for (name,) in found] == ["home_pagecontent", "home_sitesettings"], cell
+        marks = f"SELECT to_regclass('{seal.SEALED_TABLE}') IS NOT NULL"
+        assert postgres_rows(fleet.url(cell), marks) == [(True,)], cell
+
+
+def _site_on(fleet, slug, cell) -> Visitor:
+    """A new site on ``cell``, its owner signed in."""
+    manage(
+        *("tenants", "create", "--name", slug, "--slug", slug, "--cell", cell),
+        *("--owner", slug, "--owner-email", f"{slug}@example.com", "--no-input"),
+        env={**fleet.env, "TENANT_OWNER_PASSWORD": PASSWORD},
+    )
+    owner = Visitor(fleet.server)
+    assert owner.login(f"{slug}.localhost", slug, PASSWORD)
+    return owner
+
+
+def test_a_sealed_tenants_writes_answer_503_and_its_neighbours_on_the_cell_write_on(fleet):
+    """The seal of one tenant through the real server: its writes are refused (503, nothing
+    written), its reads go on, another tenant of the same cell is not touched. Unsealed, the
+    same write is accepted (the control: the 503 comes from the seal)."""
+    cell = CELLS[0]
+    sealed, neighbour = _site_on(fleet, "sealedsite", cell), _site_on(fleet, "nextdoor", cell)
+    pk, _ = fleet.tenant_ids()["sealedsite"]
+    mark = f"INSERT INTO {seal.SEALED_TABLE} (tenant_id, moved_to) VALUES (%s, %s)"
+    postgres_rows(fleet.url(cell), mark, [pk, CELLS[1]])
+    form = {"ordering": 0, "published": "on"}
+    refused = sealed.submit("sealedsite.localhost", ADD_PAGE, {**form, "title": "after seal"})
+    assert refused.status == 503 and refused.headers.get("Retry-After"), refused.status
+    assert sealed.request("sealedsite.localhost", "/").status == 200
+    written = neighbour.submit("nextdoor.localhost", ADD_PAGE, {**form, "title": "next door"})
+    assert written.status == 302
+    titles = "SELECT title FROM home_pagecontent WHERE tenant_id = %s AND title LIKE %s"
+    assert postgres_rows(fleet.url(cell), titles, [pk, "after seal"]) == []
+    postgres_rows(fleet.url(cell), f"DELETE FROM {seal.SEALED_TABLE} WHERE tenant_id = %s", [pk])
+    again = sealed.submit("sealedsite.localhost", ADD_PAGE, {**form, "title": "after seal"})
+    assert again.status == 302
+    assert postgres_rows(fleet.url(cell), titles, [pk, "after seal"]) == [("after seal",)]
+
+
+ADD_PAGE = "/admin/home/pagecontent/add/"

@@ -367,6 +367,28 @@ def test_a_strangers_username_is_never_taken_over(archive, imported, committed_d
             User.objects.filter(username=OWNER).update(password=kept)
 
 
+def test_the_import_says_where_each_archived_row_went(archive, imported, committed_db):
+    """``Imported.ids``: archive id -> the copy's id of every row (new ids in row mode)."""
+    done = import_tenant(archive, slug="exp-ids", rename_users=True)
+    try:
+
+        def pages(tenant):
+            with tenant_context(tenant):
+                return {p.pk: (p.title, p.body, p.ordering) for p in PageContent.objects.all()}
+
+        old, new = pages(_tenants(SOURCE)[SOURCE]), pages(done.tenant)
+        ids = done.ids["home.pagecontent"]
+        assert old and set(ids) == set(old)
+        assert {ids[old_id]: row for old_id, row in old.items()} == new
+        if SCHEMA_MODE:
+            assert all(old_id == new_id for old_id, new_id in ids.items())
+        else:
+            assert not set(ids.values()) & set(ids)
+        assert set(done.ids) == set(done.tables)
+    finally:
+        _remove("exp-ids")
+
+
 # --- A move between two databases, without the cells machinery ------------------------------------
 
 

@@ -66,7 +66,8 @@ rerun to apply what is left); 2 bad usage""",
 exit status: 0 imported and verified; 1 refused (damaged archive, checksums, taken name,
 another person's username, unknown or unreachable cell): nothing was imported""",
     "move": """examples:
-  manage.py tenants move acme --to eu2     (schema mode with TENANCY_CELLS; docs/cells.md)
+  manage.py tenants move acme --to eu2     (TENANCY_CELLS: schema mode, or row mode with
+                                           row-level security; docs/cells.md)
     copies the site unfrozen, freezes its writes for the final copy and the switch (reads
     go on), verifies every table, switches the map, then removes the old copy
 exit status: 0 moved (or finished an interrupted move); 1 not moved: the site serves from

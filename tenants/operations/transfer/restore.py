@@ -45,6 +45,9 @@ class Imported:
     users_created: list[str] = field(default_factory=list)
     users_reused: list[str] = field(default_factory=list)
     users_renamed: dict[str, str] = field(default_factory=dict)
+    # label -> {archive id: id in the target}: where each row went (row mode gives every row a
+    # new id; schema mode keeps them). What a delta copy after a move's bulk copy compares by.
+    ids: dict[str, dict] = field(default_factory=dict)
 
 
 def import_tenant(
@@ -238,6 +241,7 @@ class _Restorer:
             self.created,
             self.reused,
             self.renamed,
+            self.maps,
         )
 
     # --- rows ---
