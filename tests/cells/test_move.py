@@ -31,7 +31,7 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         settings.TENANCY_MODE != "schema",
-        reason="moves are built for schema mode only so far (docs/cells.md#moving-a-tenant)",
+        reason="schema-mode moves: row mode's are tests/cells/test_move_row.py",
     ),
 ]
 ROWS = 10_000
