@@ -356,7 +356,7 @@ def test_a_cell_down_leaves_the_others_serving_and_sign_ups_go_elsewhere(fleet):
         assert pinned.returncode == 1 and "not reachable" in pinned.stderr
         # Its own tenants: a 503 in their look (TenantMiddleware.process_exception, branch
         # outage), never another tenant's page.
-        while_down = fleet.server.get(DEMO_HOSTS[victim])
+        while_down = fleet.server.request(DEMO_HOSTS[victim], timeout=30)  # the pool's wait
         assert DEMO_TITLES[survivor] not in while_down.text
     finally:
         fleet.clusters[down].start()
