@@ -136,7 +136,7 @@ def _move(tenant: Tenant, target: str, step: Step) -> MoveResult:
                 f"failed ({error}); {tenant.slug}'s writes answer 503 until "
                 f"'tenants move {tenant.slug} --to {target}' is run again."
             ) from error
-    result.removed = steps.remove_old_copies(tenant, step)
+    result.removed = _remove_old_copies(tenant, step, steps)
     result.total_seconds = time.perf_counter() - started
     return result
 
@@ -164,9 +164,17 @@ class _SchemaSteps:
     def drop_unsealed_copy(tenant, source, target):
         _drop_unsealed_copy(tenant, source, target)
 
+    REMOVED = "dropped the old copy on {}"
+
     @staticmethod
-    def remove_old_copies(tenant, step):
-        return _remove_old_copies(tenant, step)
+    def old_copy_on(cell, tenant):
+        with _connect(cell) as conn:
+            found = _schema_comment(conn, tenant.schema_name)
+        return found is not None and _sealed(found)
+
+    @staticmethod
+    def remove_old_copy(cell, tenant):
+        _drop_schema(cell, tenant.schema_name)
 
 
 def _steps():
@@ -226,9 +234,9 @@ def _drop_unsealed_copy(tenant: Tenant, source: str, target: str) -> None:
         pass
 
 
-def _remove_old_copies(tenant: Tenant, step: Step) -> str:
-    """Drop every sealed copy of the tenant outside its current cell, once the processes that
-    may still resolve it to the old cell have revalidated."""
+def _remove_old_copies(tenant: Tenant, step: Step, steps) -> str:
+    """Remove every sealed copy of the tenant outside its current cell, once the processes that
+    may still resolve it to the old cell have revalidated (one wait before the first)."""
     tenant.refresh_from_db()
     current = tenant.cell or CONTROL
     removed = []
@@ -236,17 +244,16 @@ def _remove_old_copies(tenant: Tenant, step: Step) -> str:
         if name == current:
             continue
         try:
-            with _connect(name) as conn:
-                found = _schema_comment(conn, tenant.schema_name)
+            if not steps.old_copy_on(name, tenant):
+                continue
         except psycopg.OperationalError:
             continue  # a cell that is down: its copy, if any, is removed by a later run
-        if found is not None and _sealed(found):
-            if not removed:
-                step("remove-old-copy")
-                time.sleep(settings.TENANCY_RESOLVER_REVALIDATE_SECONDS + IN_FLIGHT_SECONDS)
-            _drop_schema(name, tenant.schema_name)
-            removed.append(name)
-    return ", ".join(f"dropped the old copy on {name}" for name in removed)
+        if not removed:
+            step("remove-old-copy")
+            time.sleep(settings.TENANCY_RESOLVER_REVALIDATE_SECONDS + IN_FLIGHT_SECONDS)
+        steps.remove_old_copy(name, tenant)
+        removed.append(name)
+    return ", ".join(steps.REMOVED.format(name) for name in removed)
 
 
 # --- Steps ------------------------------------------------------------------------------------

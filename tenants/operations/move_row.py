@@ -27,7 +27,6 @@ from collections import Counter
 
 import psycopg
 from django.apps import apps
-from django.conf import settings
 from psycopg import sql
 
 from tenants import cells, postgres, seal
@@ -199,33 +198,21 @@ def freeze_sync_and_seal(tenant, source: str, target: str, result, step) -> None
 def drop_unsealed_copy(tenant, source: str, target: str) -> None:
     try:
         if sealed_for(source, tenant) is None:
-            with connect(target, autocommit=False) as conn:
-                delete_rows(conn, tenant.pk)
-                conn.commit()
+            remove_old_copy(target, tenant)
     except Exception:  # the cell went away: the rerun cleans up
         pass
 
 
-def remove_old_copies(tenant, step) -> str:
-    """Delete the tenant's sealed rows on every cell but its own (the mark stays)."""
-    from tenants.operations.move import IN_FLIGHT_SECONDS
+REMOVED = "removed the old rows on {}"
 
-    tenant.refresh_from_db()
-    current = tenant.cell or CONTROL
-    removed = []
-    for name in cells.cell_names():
-        if name == current:
-            continue
-        try:
-            with connect(name, autocommit=False) as conn:
-                if seal.sealed(conn, tenant.pk) is None or not has_rows(conn, tenant.pk):
-                    continue
-                if not removed:
-                    step("remove-old-copy")
-                    time.sleep(settings.TENANCY_RESOLVER_REVALIDATE_SECONDS + IN_FLIGHT_SECONDS)
-                delete_rows(conn, tenant.pk)
-                conn.commit()
-        except psycopg.OperationalError:
-            continue
-        removed.append(name)
-    return ", ".join(f"removed the old rows on {name}" for name in removed)
+
+def old_copy_on(cell: str, tenant) -> bool:
+    """The tenant's rows are on ``cell`` under its seal: a sealed old copy (the mark stays)."""
+    with connect(cell) as conn:
+        return seal.sealed(conn, tenant.pk) is not None and has_rows(conn, tenant.pk)
+
+
+def remove_old_copy(cell: str, tenant) -> None:
+    with connect(cell, autocommit=False) as conn:
+        delete_rows(conn, tenant.pk)
+        conn.commit()

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
 from tests.support.cells import CELLS, PASSWORD, cell_fleet
@@ -24,17 +23,8 @@ from tests.support.postgres import postgres_rows
 from tests.support.servers import Visitor, gunicorn, manage, start_server
 from tests.support.worker import WORKER_FLAGS
 
-pytestmark = [
-    pytest.mark.skipif(
-        "postgresql" not in settings.DATABASES["default"]["ENGINE"]
-        and "tenants.backends" not in settings.DATABASES["default"]["ENGINE"],
-        reason="cells are PostgreSQL servers: nothing to test on SQLite",
-    ),
-    pytest.mark.skipif(
-        settings.TENANCY_MODE != "schema",
-        reason="schema mode's cells: row mode's are tests/cells/test_cells_row.py",
-    ),
-]
+# Schema mode's (the SQLite pass is row mode); row mode's are tests/cells/test_cells_row.py.
+pytestmark = pytest.mark.schema_only
 
 
 @pytest.fixture(scope="module")

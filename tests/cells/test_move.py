@@ -16,24 +16,14 @@ import threading
 import time
 
 import pytest
-from django.conf import settings
 
 from tests.support.cells import CELLS, PASSWORD, cell_fleet
 from tests.support.demo import DEMO_HOSTS, DEMO_TITLES
 from tests.support.postgres import postgres_rows
 from tests.support.servers import REPO, Visitor, gunicorn, manage, start_server
 
-pytestmark = [
-    pytest.mark.skipif(
-        "postgresql" not in settings.DATABASES["default"]["ENGINE"]
-        and "tenants.backends" not in settings.DATABASES["default"]["ENGINE"],
-        reason="moves are between cells, which are PostgreSQL servers: nothing to test on SQLite",
-    ),
-    pytest.mark.skipif(
-        settings.TENANCY_MODE != "schema",
-        reason="schema-mode moves: row mode's are tests/cells/test_move_row.py",
-    ),
-]
+# Schema mode's (the SQLite pass is row mode); row mode's are tests/cells/test_move_row.py.
+pytestmark = pytest.mark.schema_only
 ROWS = 10_000
 MOVER = "mover"
 HOST = f"{MOVER}.localhost"
